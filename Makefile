@@ -1,0 +1,32 @@
+# Two entry points (see README): `make demo` runs the main job, `make test` runs the test suite.
+# Each creates ./.venv on first use and installs the tested dependency set (constraints.txt).
+
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Prefer Python 3.12 (zarr >= 3.2 needs it); fall back to any python3 >= 3.11.
+PYTHON ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null) python3.11 python3; do \
+             $$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { echo $$p; break; }; done)
+DEMO_OUT ?= demo-data
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.11 found"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel setuptools
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	# Compile bytecode once: importing prefect is ~2x slower without it (PYTHONDONTWRITEBYTECODE is set here).
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/stad demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,7 @@
+"""stad core: data formats, video, models, heads, training and evaluation.
+
+Pure torch/numpy/pyav/pyarrow. This package must import without Prefect and without zarr
+(``tests/test_layering.py`` enforces it).
+"""
+
+__version__ = "0.1.0"
