@@ -1,9 +1,262 @@
-"""`stad` commands: placeholder until this command group is implemented."""
+"""`stad run`, `stad demo`, `stad serve`, `stad history`: stage flows from the command line.
+
+Prefect is imported inside the commands (after its environment is prepared) so `stad --help`
+stays fast and `stad demo` can point Prefect at a home of its own before it starts.
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from flows.stages import STAGES  # light: the registry imports stage modules lazily
+
+def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"synth.videos": 2}`` -> ``{"synth": {"videos": 2}}`` (sections of the pipeline config)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                from stad_core.errors import ConfigError
+
+                raise ConfigError(f"setting {key!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_stage_config(stage: str, path: Path | None, overrides: Sequence[str]) -> Any:
+    """The stage's config model from an optional YAML file plus ``key=value`` (dotted for sections)."""
+    from flows.stages import get_stage
+    from stad_core.config import build_config, parse_overrides, read_yaml_mapping
+
+    cls = get_stage(stage).load_config_class()
+    values = _nest(read_yaml_mapping(path)) if path is not None else {}
+    values = _merge(values, _nest(parse_overrides(overrides)))
+    return build_config(cls, values, source=str(path) if path is not None else f"{stage} settings")
+
+
+def run_stage(
+    stage: str,
+    config: Any,
+    *,
+    workspace: str,
+    force: bool = False,
+    dask: str | None = None,
+    gpu_fallback: str = "error",
+    workers: int | None = None,
+) -> Any:
+    """Run one stage flow (or the pipeline) with the chosen task runner; returns its StageRef(s)."""
+    from flows.runtime import RunOptions, gpu_enabled_on_dask, task_runner_for
+    from flows.stages import get_stage
+
+    spec = get_stage(stage)
+    if gpu_fallback not in ("error", "cpu"):
+        from stad_core.errors import ConfigError
+
+        raise ConfigError(f"--gpu-fallback {gpu_fallback!r}: expected error or cpu")
+    options = RunOptions(workspace=workspace, force=force, dask_address=dask, gpu_fallback=gpu_fallback,  # type: ignore[arg-type]
+                         max_workers=workers)
+    os.environ["STAD_GPU_FALLBACK"] = gpu_fallback  # read by map_videos inside the flow
+    runner = task_runner_for(options)
+    if spec.gpu and dask:
+        gpu_enabled_on_dask(options)  # fail before any work when no worker offers a GPU
+    flow = spec.load_flow().with_options(task_runner=runner)
+    return flow(config=config, workspace=workspace, force=force)
+
+
+def _refs(result: Any) -> list[Any]:
+    return list(result.values()) if isinstance(result, Mapping) else [result]
+
+
+def print_refs(result: Any, title: str, elapsed: float | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in ("stage", "status", "counts", "config", "output"):
+        table.add_column(column, overflow="fold")
+    for ref in _refs(result):
+        counts = ", ".join(f"{k} {v}" for k, v in ref.counts.items())
+        table.add_row(ref.stage, "reused" if ref.reused else "ran", counts, ref.config_hash, ref.uri)
+    console = Console()
+    console.print(table)
+    if elapsed is not None:
+        console.print(f"done in {elapsed:.1f} s")
+
+
+def _run_command(
+    stage: str, config: Path | None, overrides: list[str] | None, workspace: str, force: bool,
+    dask: str | None, gpu_fallback: str, workers: int | None,
+) -> None:
+    from flows.runtime import prepare_prefect_env
+
+    prepare_prefect_env()
+    cfg = load_stage_config(stage, config, overrides or [])
+    started = time.perf_counter()
+    result = run_stage(stage, cfg, workspace=workspace, force=force, dask=dask, gpu_fallback=gpu_fallback, workers=workers)
+    print_refs(result, f"stad run {stage}", time.perf_counter() - started)
+
+
+# Typer option declarations shared by `stad run` and `python -m flows.<stage>`.
+_CONFIG = typer.Option(None, "--config", "-c", help="YAML file of the stage's settings (e.g. configs/ingest.yaml).")
+_OVERRIDES = typer.Argument(None, help="Settings as key=value (pipeline sections dotted: synth.videos=2).")
+_WORKSPACE = typer.Option("workspace", "--workspace", "-w", envvar="STAD_WORKSPACE", help="Workspace root: local path or fsspec URI ($STAD_WORKSPACE).")
+_FORCE = typer.Option(False, "--force", help="Recompute even if a complete output with this identity exists.")
+_DASK = typer.Option(None, "--dask", envvar="STAD_DASK_ADDRESS", help="Run tasks on the Dask cluster at this scheduler address (needs PREFECT_API_URL).")
+_FALLBACK = typer.Option("error", "--gpu-fallback", envvar="STAD_GPU_FALLBACK", help="On Dask without GPU workers: error (default) or cpu.")
+_WORKERS = typer.Option(None, "--workers", help="Thread-pool size for local runs (default: Prefect's).")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add run, demo, serve and history to ``app``."""
+
+    @app.command("run")
+    def run(
+        stage: str = typer.Argument(..., help=f"One of: {', '.join(STAGES)}."),
+        overrides: list[str] = _OVERRIDES,
+        config: Path | None = _CONFIG,
+        workspace: str = _WORKSPACE,
+        force: bool = _FORCE,
+        dask: str | None = _DASK,
+        gpu_fallback: str = _FALLBACK,
+        workers: int | None = _WORKERS,
+    ) -> None:
+        """Run one stage (or the whole pipeline) as a Prefect flow; complete outputs are reused."""
+        _run_command(stage, config, overrides, workspace, force, dask, gpu_fallback, workers)
+
+    @app.command("demo")
+    def demo(
+        out: Path = typer.Option(Path("demo-data"), "--out", "-o", help="Folder for the workspace (and Prefect's home)."),
+        preset: str = typer.Option("demo", "--preset", help="Synthetic dataset size: demo (12 x 60 s) or tiny (2 x 24 s)."),
+        force: bool = typer.Option(False, "--force", help="Recompute every stage."),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs instead of progress bars."),
+    ) -> None:
+        """Run the whole pipeline on the synthetic dataset with an embedded Prefect (no set-up)."""
+        from flows.runtime import prepare_prefect_env
+
+        # Before Prefect is imported: a home (database, settings) under --out unless one is configured.
+        prepare_prefect_env(out / ".prefect", quiet=not verbose)
+        from stad_core.synth import preset_config
+
+        from flows.pipeline import PipelineConfig
+
+        config = PipelineConfig(synth=preset_config(preset))
+        started = time.perf_counter()
+        result = _with_progress(lambda: run_stage("pipeline", config, workspace=str(out), force=force), disable=verbose)
+        print_refs(result, f"stad demo: pipeline on the synthetic '{preset}' dataset", time.perf_counter() - started)
+
+    @app.command("serve")
+    def serve(
+        workspace: str = _WORKSPACE,
+        only: list[str] = typer.Option(None, "--only", help="Serve only these deployments (repeatable)."),
+        config: list[str] = typer.Option(None, "--config", "-c", help="STAGE=FILE: default settings of a deployment "
+                                         "(default: configs/<stage>.yaml when present)."),
+        cron: list[str] = typer.Option(None, "--cron", help="NAME=\"CRON\": schedule a deployment (repeatable)."),
+        interval: list[str] = typer.Option(None, "--interval", help="NAME=SECONDS: run a deployment every SECONDS."),
+        limit: int | None = typer.Option(None, "--limit", help="Most flow runs executing at once."),
+    ) -> None:
+        """Serve every stage + pipeline as Prefect deployments (long-running; needs PREFECT_API_URL)."""
+        from flows.deployments import parse_assignments, serve_deployments
+
+        serve_deployments(
+            workspace=workspace, only=only or None, configs=parse_assignments(config or [], "--config"),
+            cron=parse_assignments(cron or [], "--cron"), interval={k: float(v) for k, v in parse_assignments(interval or [], "--interval").items()},
+            limit=limit,
+        )
+
+    @app.command("history")
+    def history(
+        workspace: str = _WORKSPACE,
+        stage: str | None = typer.Option(None, "--stage", help="Only this stage."),
+    ) -> None:
+        """List the complete stage outputs in a workspace, newest first (identity, counts, folder)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from flows.workspace import Workspace
+
+        ws = Workspace(workspace)
+        refs = ws.history(stage)
+        if not refs:
+            typer.echo(f"{ws.root}: no complete stage outputs yet (run `stad demo` or `stad run STAGE`)")
+            return
+        latest = {s: ws.latest(s) for s in {r.stage for r in refs}}
+        table = Table(title=f"stage outputs in {ws.root}", title_justify="left")
+        for column in ("stage", "key", "config", "upstream", "code", "counts", "latest"):
+            table.add_column(column, overflow="fold")
+        for ref in refs:
+            current = latest.get(ref.stage)
+            table.add_row(
+                ref.stage, ref.key, ref.config_hash, ", ".join(f"{k}:{v}" for k, v in ref.upstream.items()),
+                ref.code_version, ", ".join(f"{k} {v}" for k, v in ref.counts.items()),
+                "*" if current is not None and current.key == ref.key else "",
+            )
+        Console().print(table)
+
+
+def _with_progress(fn: Any, *, disable: bool) -> Any:
+    """Run ``fn`` with one rich progress bar per stage, fed by the flows' progress reports."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows.runtime import progress_listener
+
+    with Progress(TextColumn("[bold]{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  disable=disable) as progress:
+        bars: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=total)
+            progress.update(bars[stage], completed=done, total=total)
+
+        with progress_listener(update):
+            return fn()
+
+
+def stage_main(stage: str) -> None:
+    """``python -m flows.<stage> [-c FILE] [key=value ...] [--force] ...``: the same as `stad run STAGE`."""
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+    @single.command()
+    def _main(
+        overrides: list[str] = _OVERRIDES,
+        config: Path | None = _CONFIG,
+        workspace: str = _WORKSPACE,
+        force: bool = _FORCE,
+        dask: str | None = _DASK,
+        gpu_fallback: str = _FALLBACK,
+        workers: int | None = _WORKERS,
+    ) -> None:
+        _run_command(stage, config, overrides, workspace, force, dask, gpu_fallback, workers)
+
+    # Same contract as flows.cli.main: a StadError is one line on stderr and exit status 1.
+    import sys
+
+    from rich.console import Console
+
+    from stad_core.errors import StadError
+
+    try:
+        single(prog_name=f"python -m flows.{stage}")
+    except StadError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

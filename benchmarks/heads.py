@@ -1,0 +1,299 @@
+"""Relation-head benchmark: every head x several seeds on the synthetic dataset's banks.
+
+    python benchmarks/heads.py --data /tmp/hb/data --work /tmp/hb/work            # default run
+    python benchmarks/heads.py --data /tmp/hb/q --work /tmp/hb/qwork --quick        # small, fast
+
+Chain (``benchmarks/_chain.py``, cached under ``--work``): synthetic dataset -> fine-tuned tiny
+SlowFast -> zarr long-term bank (a row per actor and annotated second) + context bank (pooled map per
+keyframe), for the train and val splits. Then each head is trained with ``stad_core.train.Trainer``
+(ACFB: per seed, the trained ACAR head of that seed writes an actor-context bank first and ACFB starts
+from its weights) and scored on the val split with the project's frame-mAP evaluator.
+
+Printed: val frame-mAP (all classes, and the label map's groups short_term / relational / long_term,
+plus the two long-term classes) as mean +- std [min, max] over seeds; training throughput (keyframe
+clips/s, and actors/s); the per-stage wall times; and a check of the papers' claims, where "clearly"
+means the seed ranges do not overlap (worst seed of the better head > best seed of the other).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _chain import Chain, ChainConfig, build_chain  # noqa: E402
+
+from stad_core.banks import BankSpec  # noqa: E402
+from stad_core.train import (  # noqa: E402
+    BankSet,
+    ClassSpace,
+    TrainConfig,
+    Trainer,
+    evaluate_predictions,
+    infer_actor_context,
+    predict,
+)
+from stad_core.train.labels import keyframe_id  # noqa: E402
+
+#: Benchmark name -> TrainConfig fields that pick the head.
+HEAD_VARIANTS: dict[str, dict[str, Any]] = {
+    "linear": {"head": "linear"},
+    "acrn": {"head": "acrn"},
+    "lfb_avg": {"head": "lfb", "fbo": "avg"},
+    "lfb_max": {"head": "lfb", "fbo": "max"},
+    "lfb_nl": {"head": "lfb", "fbo": "nl"},
+    "acar": {"head": "acar"},
+    "acfb": {"head": "acfb"},
+}
+GROUPS = ("short_term", "relational", "long_term")
+
+
+@dataclass
+class RunResult:
+    head: str
+    seed: int
+    groups: dict[str, float]
+    per_class: dict[str, float]
+    train_seconds: float
+    clips: int
+    actors: int
+    state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.clips / self.train_seconds
+
+    @property
+    def actors_per_s(self) -> float:
+        return self.actors / self.train_seconds
+
+
+def base_config(args: argparse.Namespace, chain: Chain) -> dict[str, Any]:
+    """TrainConfig fields shared by every head (small dims for the tiny backbone)."""
+    return dict(
+        num_classes=len(chain.dataset.label_map.ids), actor_dim=chain.feature_dim, context_dim=chain.context_dim,
+        long_term_dim=chain.feature_dim, latent_dim=args.latent, reduced_dim=args.latent, relation_dim=args.latent,
+        norm_groups=min(32, args.latent // 4), optimizer="adamw", lr=args.lr, weight_decay=1e-4,
+        schedule="cosine", warmup_epochs=0.5, epochs=args.epochs, batch_size=args.batch_size,
+        window_width=args.window, window_per_second=args.per_second,
+    )
+
+
+def _val_keyframes(chain: Chain) -> list[tuple[str, float]]:
+    gt = chain.dataset.val
+    kv, kt, _ = gt.keyframe_groups()
+    return [keyframe_id(gt.videos[i], t) for i, t in zip(kv.tolist(), kt.tolist())]
+
+
+def train_and_score(
+    name: str, seed: int, args: argparse.Namespace, chain: Chain, classes: ClassSpace,
+    train_banks: BankSet, val_banks: BankSet, *, actor_context_dim: int | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
+) -> RunResult:
+    fields = {**base_config(args, chain), **HEAD_VARIANTS[name], "seed": seed}
+    if actor_context_dim is not None:
+        fields["actor_context_dim"] = actor_context_dim
+    config = TrainConfig(**fields)
+    trainer = Trainer(config, train_banks, chain.dataset.train, classes)
+    if init_state is not None:
+        trainer.head.load_acar_state_dict(init_state)  # ACFB starts from the trained ACAR head
+    start = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - start
+    preds = predict(trainer.head, val_banks, trainer.loss, classes, window_width=config.window_width,
+                    window_per_second=config.window_per_second, keyframes=_val_keyframes(chain),
+                    batch_size=config.batch_size)
+    result = evaluate_predictions(preds, chain.dataset.val, chain.dataset.label_map,
+                                  exclusions=chain.dataset.exclusions)
+    groups = {"all": float(result.mAP)} | {g: float(v) for g, (_, v) in result.groups.items()}
+    names = chain.dataset.label_map.names if hasattr(chain.dataset.label_map, "names") else {}
+    per_class = {str(names.get(c.id, c.id)): float(c.ap) for c in result.classes}
+    actors = sum(len(s.rows) for s in trainer.samples)
+    state = {k: v.detach().clone() for k, v in trainer.head.state_dict().items()}
+    return RunResult(name, seed, groups, per_class, seconds, len(trainer.samples) * config.epochs,
+                     actors * config.epochs, state)
+
+
+def actor_context_banks(acar: RunResult, args: argparse.Namespace, chain: Chain, work: Path,
+                        classes: ClassSpace) -> tuple[Any, Any, int, float]:
+    """Run the trained ACAR head over both splits and store its actor-context rows in zarr banks."""
+    from storage import open_bank
+
+    from stad_core.heads import build_head
+
+    cfg = base_config(args, chain)
+    head = build_head("acar", num_classes=cfg["num_classes"], actor_dim=cfg["actor_dim"],
+                      context_dim=cfg["context_dim"], latent_dim=cfg["latent_dim"],
+                      reduced_dim=cfg["reduced_dim"], norm_groups=cfg["norm_groups"])
+    head.load_state_dict(acar.state)
+    digest = __import__("hashlib").sha256(b"".join(v.numpy().tobytes() for v in acar.state.values())).hexdigest()
+    lt_spec = chain.banks["train"].actors.spec
+    spec = BankSpec(kind="actor_context", feature_dim=args.latent, dtype="float16", backbone=f"acar:{lt_spec.backbone}",
+                    checkpoint_sha256=digest, clip_num_frames=lt_spec.clip_num_frames, clip_stride=lt_spec.clip_stride)
+    start = time.perf_counter()
+    out = []
+    for split in ("train", "val"):
+        uri = str(work / "acfb" / f"seed{acar.seed}_{digest[:8]}" / split)
+        bank = open_bank(uri, "a", spec)
+        sb = chain.banks[split]
+        for video, rows in infer_actor_context(head, BankSet(sb.actors, sb.context), batch_size=32):
+            if not bank.is_complete(video):
+                bank.write_video(video, rows)
+        out.append(open_bank(uri, "r"))
+    return out[0], out[1], args.latent, time.perf_counter() - start
+
+
+def summarise(values: Sequence[float]) -> str:
+    vals = [v for v in values if not math.isnan(v)]
+    if not vals:
+        return "n/a"
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{100 * statistics.mean(vals):5.1f}±{100 * sd:3.1f} [{100 * min(vals):4.1f},{100 * max(vals):4.1f}]"
+
+
+def print_table(results: dict[str, list[RunResult]], long_classes: Sequence[str]) -> None:
+    cols = ["all", *GROUPS, *long_classes]
+    header = f"{'head':8s} " + " ".join(f"{c:>24s}" for c in cols) + f" {'clips/s':>8s} {'actors/s':>9s}"
+    print("\nval frame-mAP (%), mean±std [min,max] over seeds; training throughput")
+    print(header)
+    print("-" * len(header))
+    for name, runs in results.items():
+        cells = []
+        for c in cols:
+            vals = [r.groups[c] if c in r.groups else r.per_class.get(c, float("nan")) for r in runs]
+            cells.append(f"{summarise(vals):>24s}")
+        cps = statistics.mean(r.clips_per_s for r in runs)
+        aps = statistics.mean(r.actors_per_s for r in runs)
+        print(f"{name:8s} " + " ".join(cells) + f" {cps:8.1f} {aps:9.1f}")
+
+
+def check_claims(results: dict[str, list[RunResult]]) -> list[tuple[str, bool, str]]:
+    """The papers' claims: better head's worst seed must beat the other head's best seed."""
+
+    def vals(head: str, col: str) -> list[float]:
+        return [r.groups[col] for r in results.get(head, [])]
+
+    claims = []
+    pairs = [("lfb_avg", "linear", "long_term"), ("lfb_max", "linear", "long_term"),
+             ("lfb_nl", "linear", "long_term"), ("acar", "linear", "relational")]
+    pairs += [("acfb", other, "all") for other in HEAD_VARIANTS if other != "acfb"]
+    for better, worse, col in pairs:
+        a, b = vals(better, col), vals(worse, col)
+        if not a or not b:
+            continue
+        margin = statistics.mean(a) - statistics.mean(b)
+        ok = min(a) > max(b)
+        claims.append((f"{better} > {worse} on {col}", ok,
+                       f"margin {100 * margin:+.1f} pts; worst {better} {100 * min(a):.1f} vs best {worse} {100 * max(b):.1f}"))
+    return claims
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("/tmp/stad_heads_bench/data"), help="synthetic dataset folder")
+    p.add_argument("--work", type=Path, default=Path("/tmp/stad_heads_bench/work"), help="cache of checkpoints and banks")
+    p.add_argument("--quick", action="store_true", help="small dataset, short fine-tuning, 1 seed, few epochs")
+    p.add_argument("--videos", type=int, default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--heads", nargs="+", default=list(HEAD_VARIANTS), choices=list(HEAD_VARIANTS))
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--latent", type=int, default=64, help="latent/reduced/relation dims of the heads")
+    p.add_argument("--window", type=int, default=60, help="long-term window width in seconds")
+    p.add_argument("--per-second", type=int, default=5, help="long-term rows per second")
+    p.add_argument("--ft-epochs", type=int, default=None)
+    p.add_argument("--ft-max-clips", type=int, default=None)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--re-extract", action="store_true", help="re-run extraction (resumes per video by input hash)")
+    p.add_argument("--json", type=Path, default=None, help="also write every run's numbers here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    quick = args.quick
+    args.seeds = args.seeds or ([0] if quick else [0, 1, 2])
+    args.epochs = args.epochs or (3 if quick else 5)
+    cfg = ChainConfig(
+        videos=args.videos or (8 if quick else 24),
+        ft_epochs=args.ft_epochs or 1,
+        ft_max_clips=args.ft_max_clips if args.ft_max_clips is not None else (96 if quick else 256),
+    )
+    wall = time.perf_counter()
+    chain = build_chain(args.data, args.work, cfg, force_extract=args.re_extract)
+    work = args.work / cfg.tag()
+    classes = ClassSpace.from_label_map(chain.dataset.label_map)
+    tr, va = chain.banks["train"], chain.banks["val"]
+    train_banks, val_banks = BankSet(tr.actors, tr.context), BankSet(va.actors, va.context)
+    names = getattr(chain.dataset.label_map, "names", {})
+    long_classes = [str(names.get(i, i)) for i, t in chain.dataset.label_map.label_types.items() if t == "LONG_TERM"]
+
+    results: dict[str, list[RunResult]] = {h: [] for h in args.heads}
+    stage_times: dict[str, float] = dict(chain.timings)
+    heads = list(args.heads)
+    if "acfb" in heads and "acar" not in heads:
+        heads.insert(heads.index("acfb"), "acar")
+        results = {h: [] for h in heads}
+    for seed in args.seeds:
+        for name in heads:
+            t0 = time.perf_counter()
+            if name == "acfb":
+                acar = next(r for r in results["acar"] if r.seed == seed)
+                ac_train, ac_val, ac_dim, sec = actor_context_banks(acar, args, chain, work, classes)
+                stage_times["acfb_bank"] = stage_times.get("acfb_bank", 0.0) + sec
+                run = train_and_score(name, seed, args, chain, classes,
+                                      BankSet(tr.actors, tr.context, ac_train), BankSet(va.actors, va.context, ac_val),
+                                      actor_context_dim=ac_dim, init_state=acar.state)
+            else:
+                run = train_and_score(name, seed, args, chain, classes, train_banks, val_banks)
+            results[name].append(run)
+            stage_times[f"heads:{name}"] = stage_times.get(f"heads:{name}", 0.0) + time.perf_counter() - t0
+            g = run.groups
+            print(f"[{time.strftime('%H:%M:%S')}] {name:8s} seed {seed}: all {100 * g['all']:.1f} "
+                  + " ".join(f"{k} {100 * g.get(k, float('nan')):.1f}" for k in GROUPS)
+                  + " | " + " ".join(f"{c} {100 * run.per_class.get(c, float('nan')):.1f}" for c in long_classes)
+                  + f" | {run.clips_per_s:.0f} clips/s", flush=True)
+            dump(args.json, results, stage_times)
+
+    sb = chain.banks
+    n_rows = {s: sum(len(sb[s].actors.read_video(v)) for v in sb[s].actors.videos()) for s in sb}
+    print(f"\ndataset: {cfg.videos} videos x {cfg.seconds} s at {args.data}; banks: train {n_rows['train']} rows, "
+          f"val {n_rows['val']} rows (dim {chain.feature_dim}, context {chain.context_dim}x{cfg.context_grid}x{cfg.context_grid})")
+    print(f"heads: latent {args.latent}, AdamW lr {args.lr}, {args.epochs} epochs, batch {args.batch_size}, "
+          f"window {args.window}s x {args.per_second}/s, seeds {args.seeds}, torch threads {args.threads}")
+    print_table(results, long_classes)
+    print("\nstage wall times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stage_times.items()))
+    print(f"total wall time: {time.perf_counter() - wall:.1f} s")
+    claims = check_claims(results)
+    if claims:
+        print("\nclaims (holds = worst seed of the first head beats the best seed of the second):")
+        for text, ok, detail in claims:
+            print(f"  [{'holds' if ok else 'FAILS'}] {text}: {detail}")
+    dump(args.json, results, stage_times)
+    return 0
+
+
+def dump(path: Path | None, results: dict[str, list[RunResult]], stage_times: dict[str, float]) -> None:
+    """Every finished run's numbers as JSON (rewritten after each run, so a cut-off sweep keeps them)."""
+    if path is None:
+        return
+    path.write_text(json.dumps({
+        name: [{"seed": r.seed, "groups": r.groups, "per_class": r.per_class, "train_seconds": r.train_seconds,
+                "clips": r.clips, "actors": r.actors} for r in runs]
+        for name, runs in results.items()
+    } | {"stage_times": stage_times}, indent=1))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""``python -m flows.cli`` == ``stad``."""
+
+from flows.cli import main
+
+main()

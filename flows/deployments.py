@@ -1,0 +1,106 @@
+"""Deployments of every stage flow and the pipeline, served by `stad serve` (or `prefect deploy`
+with prefect.yaml, which lists the same entry points for a worker in a work pool).
+
+A deployment's default parameters are the stage's config file (``configs/<stage>.yaml`` when it
+exists, or ``--config STAGE=FILE``) and the workspace; any run can override them::
+
+    prefect deployment run ingest/ingest -p workspace=/data/ws -p config='{"videos_dir": "..."}'
+
+Schedules come from ``--cron NAME=EXPR`` / ``--interval NAME=SECONDS``. A scheduled re-evaluation
+deployment joins this list with the evaluate flow; until then nothing is registered under that name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from flows.stages import STAGES, get_stage
+from stad_core.errors import ConfigError, StadError
+
+
+def parse_assignments(items: Iterable[str], option: str) -> dict[str, str]:
+    """``["a=b", ...]`` -> ``{"a": "b"}`` for the NAME=VALUE options of `stad serve`."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigError(f"{option} {item!r}: expected NAME=VALUE")
+        out[name.strip()] = value.strip().strip('"').strip("'")
+    return out
+
+
+def default_parameters(stage: str, workspace: str, config_file: str | None = None) -> dict[str, Any]:
+    """JSON parameters of a deployment: the validated stage config and the workspace."""
+    from flows.cli.run import load_stage_config
+
+    spec = get_stage(stage)
+    path = config_file or (spec.default_config if spec.default_config and Path(spec.default_config).is_file() else None)
+    config = load_stage_config(stage, Path(path) if path else None, [])
+    return {"config": config.model_dump(mode="json"), "workspace": workspace}
+
+
+def build_deployments(
+    workspace: str,
+    *,
+    only: Sequence[str] | None = None,
+    configs: Mapping[str, str] | None = None,
+    cron: Mapping[str, str] | None = None,
+    interval: Mapping[str, float] | None = None,
+) -> list[Any]:
+    """RunnerDeployments named after their stage (``<flow>/<stage>``), loaded by module path."""
+    from prefect.deployments.runner import EntrypointType
+
+    names = list(only) if only else list(STAGES)
+    for name in [*names, *(configs or {}), *(cron or {}), *(interval or {})]:
+        get_stage(name)  # a typo fails before anything is served
+        if name not in names:
+            raise StadError(f"{name!r} is scheduled or configured but not served (add it to --only)")
+    deployments = []
+    for name in names:
+        spec = get_stage(name)
+        deployments.append(
+            spec.load_flow().to_deployment(
+                name=name,
+                parameters=default_parameters(name, workspace, (configs or {}).get(name)),
+                cron=(cron or {}).get(name),
+                interval=(interval or {}).get(name),
+                description=spec.summary,
+                tags=["stad", "gpu"] if spec.gpu else ["stad"],
+                entrypoint_type=EntrypointType.MODULE_PATH,
+            )
+        )
+    return deployments
+
+
+def serve_deployments(
+    workspace: str,
+    *,
+    only: Sequence[str] | None = None,
+    configs: Mapping[str, str] | None = None,
+    cron: Mapping[str, str] | None = None,
+    interval: Mapping[str, float] | None = None,
+    limit: int | None = None,
+) -> None:
+    """Register the deployments and execute their runs in this process until interrupted."""
+    from prefect import serve
+
+    from flows.gpu import ensure_gpu_limit
+    from flows.runtime import api_url
+
+    if api_url() is None:
+        # Served deployments are triggered from outside (UI, CLI, schedules): that needs a server
+        # other processes can reach; an ephemeral one dies with this process.
+        raise StadError("stad serve needs a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)")
+    ensure_gpu_limit()
+    serve(*build_deployments(workspace, only=only, configs=configs, cron=cron, interval=interval), limit=limit)
+
+
+if __name__ == "__main__":  # python -m flows.deployments [serve options] == stad serve [...]
+    import sys
+
+    from flows.cli import main
+
+    sys.argv = ["stad", "serve", *sys.argv[1:]]
+    main()

@@ -1,0 +1,72 @@
+"""Keyframe keys (``video_id,tttt``) and the error type of the AVA readers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stad_core.errors import InputFileError
+
+
+class AvaFormatError(InputFileError):
+    """A malformed AVA-style file (CSV, label map, proposals, frame list), optionally at one line."""
+
+
+def image_key(video_id: str, timestamp: int) -> str:
+    """The AVA image key ``f"{video_id},{timestamp:04d}"`` (``"vid", 902 -> "vid,0902"``)."""
+    return f"{video_id},{int(timestamp):04d}"
+
+
+@dataclass(frozen=True, order=True)
+class KeyframeKey:
+    """One keyframe: a video and an integer second of its own timeline.
+
+    Orders by ``(video_id, timestamp)``. ``"902"`` and ``"0902"`` name the same keyframe.
+    """
+
+    video_id: str
+    timestamp: int
+
+    @property
+    def image_key(self) -> str:
+        """``"vid,0902"`` -- the key MMAction2 proposal pickles and AVA tools use."""
+        return image_key(self.video_id, self.timestamp)
+
+    def __str__(self) -> str:
+        return self.image_key
+
+    @classmethod
+    def parse(cls, text: str) -> KeyframeKey:
+        """Parse ``"vid,0902"`` or ``"vid,902"`` (surrounding spaces ignored).
+
+        Raises ValueError (with the offending text) for anything else; file readers turn that into
+        an :class:`AvaFormatError` naming the file and line.
+        """
+        video_id, sep, stamp = text.strip().rpartition(",")
+        video_id, stamp = video_id.strip(), stamp.strip()
+        if not sep or not video_id:
+            raise ValueError(f"keyframe key {text!r} is not of the form 'video_id,timestamp'")
+        return cls(video_id, parse_integer_second(stamp, what=f"keyframe key {text!r}"))
+
+
+def parse_integer_second(stamp: str, *, what: str) -> int:
+    """``"0902"`` / ``"902"`` / ``"902.0"`` -> 902; ValueError for fractional, negative or junk."""
+    if stamp.isdigit():
+        return int(stamp)
+    try:
+        value = float(stamp)
+    except ValueError:
+        raise ValueError(f"{what}: timestamp {stamp!r} is not a number") from None
+    if not value.is_integer() or value < 0:
+        raise ValueError(f"{what}: timestamp {stamp!r} is not a whole, non-negative second")
+    return int(value)
+
+
+def check_readable(path: str | Path, what: str) -> Path:
+    """Return ``path`` as a Path, or raise InputFileError if it is missing or a directory."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, f"{what} not found", hint="check the path")
+    if path.is_dir():
+        raise InputFileError(path, f"expected a {what}, found a directory")
+    return path

@@ -1,0 +1,201 @@
+"""Person proposals per keyframe: AVA-style CSVs with a score, and MMAction2's proposal pickles.
+
+MMAction2 pickle: ``{"video_id,tttt": ndarray[N, 5]}`` with rows ``x1, y1, x2, y2, score``
+(normalised; ``[N, 4]`` without scores also occurs). Pickles can run code when loaded, so they are
+read with an unpickler that only accepts dicts, strings and numpy arrays.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stad_core.ava.csv_io import read_ava_csv, write_ava_csv
+from stad_core.ava.keys import AvaFormatError, KeyframeKey, check_readable
+from stad_core.ava.table import AvaTable
+from stad_core.boxes import BOX_TOLERANCE, boxes_in_unit_range, finite_boxes
+
+_PICKLE_MAGIC = b"\x80"  # every pickle protocol >= 2 starts with the PROTO opcode
+
+
+@dataclass
+class KeyframeDetections:
+    """The person boxes found at one keyframe.
+
+    Attributes:
+        key: the keyframe.
+        boxes: ``[N, 4]`` float32 normalised ``x1, y1, x2, y2``.
+        scores: ``[N]`` float32 person scores (1.0 where the source had none).
+        source: where they came from (a file path, detector name or ``"groundtruth"``).
+    """
+
+    key: KeyframeKey
+    boxes: np.ndarray
+    scores: np.ndarray
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if len(self.scores) != len(self.boxes):
+            raise ValueError(f"{self.key}: {len(self.boxes)} boxes but {len(self.scores)} scores")
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def above(self, score_threshold: float, *, keep_top_box: bool = True) -> KeyframeDetections:
+        """Boxes scoring ``>= score_threshold``; with ``keep_top_box`` the best box(es) stay even
+        when all score lower (MMAction2's rule: threshold = min(threshold, best score))."""
+        if len(self) == 0:
+            return self
+        threshold = min(score_threshold, float(self.scores.max())) if keep_top_box else score_threshold
+        keep = self.scores >= threshold
+        return KeyframeDetections(self.key, self.boxes[keep], self.scores[keep], self.source)
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Resolves only the numpy globals needed to rebuild arrays (no arbitrary code)."""
+
+    _ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("collections", "OrderedDict"),
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        canonical = module.replace("numpy.core.", "numpy._core.", 1) if module.startswith("numpy.core.") else module
+        if (canonical, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays are expected)")
+        return getattr(importlib.import_module(canonical), name)
+
+
+def _load_pickle(path: Path) -> object:
+    with path.open("rb") as fh:
+        try:
+            return _ArraysOnlyUnpickler(fh).load()
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
+            raise AvaFormatError(path, f"not a readable proposals pickle: {exc}", hint="was it truncated?") from None
+
+
+def _from_pickle(path: Path) -> dict[KeyframeKey, KeyframeDetections]:
+    data = _load_pickle(path)
+    if not isinstance(data, Mapping):
+        raise AvaFormatError(path, f"expected a dict {{'video_id,tttt': array[N, 5]}}, found {type(data).__name__}")
+    out: dict[KeyframeKey, KeyframeDetections] = {}
+    for raw_key, value in data.items():
+        where = f"entry {raw_key!r}"
+        if not isinstance(raw_key, str):
+            raise AvaFormatError(path, f"{where}: keys must be 'video_id,tttt' strings")
+        try:
+            key = KeyframeKey.parse(raw_key)
+        except ValueError as exc:
+            raise AvaFormatError(path, f"{where}: {exc}") from None
+        array = np.asarray(value)
+        if array.size == 0:
+            array = array.reshape(0, 5)
+        if array.ndim != 2 or array.shape[1] not in (4, 5) or not np.issubdtype(array.dtype, np.number):
+            raise AvaFormatError(path, f"{where}: expected a numeric array [N, 5] (x1, y1, x2, y2, score), got shape {array.shape} {array.dtype}")
+        array = array.astype(np.float64)
+        boxes = array[:, :4]
+        scores = array[:, 4] if array.shape[1] == 5 else np.ones(len(array))
+        if not (finite_boxes(boxes).all() and np.isfinite(scores).all()):
+            raise AvaFormatError(path, f"{where}: non-finite box or score")
+        if not boxes_in_unit_range(boxes, BOX_TOLERANCE).all():
+            raise AvaFormatError(path, f"{where}: box coordinates outside [0, 1]", hint="proposals must be normalised by the frame size")
+        if key in out:
+            raise AvaFormatError(path, f"{where}: keyframe {key} appears twice ('902' and '0902' are the same)")
+        out[key] = KeyframeDetections(key, boxes, scores, str(path))
+    return out
+
+
+def group_by_keyframe(table: AvaTable, *, source: str | None = None) -> dict[KeyframeKey, KeyframeDetections]:
+    """Group a detections table's rows into per-keyframe boxes, in file order within a keyframe.
+
+    Rows repeating a box of the same keyframe (8-column result CSVs have one row per action) are
+    merged, keeping the highest score. Timestamps must be whole seconds.
+    """
+    source = source or table.source
+    if len(table) == 0:
+        return {}
+    fractional = table.timestamp != np.floor(table.timestamp)
+    if fractional.any():
+        r = int(np.argmax(fractional))
+        raise AvaFormatError(table.source, f"timestamp {table.timestamp[r]!r} is not a whole second", line=int(table.line[r]) or None)
+    scores = table.score if table.score is not None else np.ones(len(table))
+    key_video, key_time, inverse = table.keyframe_groups()
+    # Merge duplicate (keyframe, box) rows; first-occurrence order keeps file order.
+    combined = np.column_stack([inverse.astype(np.float64), table.boxes])
+    _, first_rows, dup_inverse = np.unique(combined, axis=0, return_index=True, return_inverse=True)
+    dup_inverse = dup_inverse.reshape(-1)
+    best = np.full(len(first_rows), -np.inf)
+    np.maximum.at(best, dup_inverse, scores)
+    rows = np.sort(first_rows)
+    merged_score = best[dup_inverse[rows]]
+    row_key = inverse[rows]
+    order = np.argsort(row_key, kind="stable")
+    rows, merged_score, row_key = rows[order], merged_score[order], row_key[order]
+    bounds = np.searchsorted(row_key, np.arange(len(key_video) + 1))
+    out: dict[KeyframeKey, KeyframeDetections] = {}
+    for k in range(len(key_video)):
+        sl = slice(bounds[k], bounds[k + 1])
+        key = KeyframeKey(str(table.videos[key_video[k]]), int(key_time[k]))
+        out[key] = KeyframeDetections(key, table.boxes[rows[sl]], merged_score[sl], source)
+    return out
+
+
+def read_proposals(
+    path: str | Path, *, score_threshold: float = 0.0, keep_top_box: bool = True
+) -> dict[KeyframeKey, KeyframeDetections]:
+    """Read person proposals from an MMAction2 pickle or an AVA-style CSV with scores.
+
+    The format is recognised from the content (pickle magic byte), not the file name. CSVs have 7
+    columns (``video_id, timestamp, x1, y1, x2, y2, score``) or 8 (with an action id before the
+    score; repeated boxes are merged).
+
+    Args:
+        score_threshold: keep boxes scoring ``>=`` this.
+        keep_top_box: keep a keyframe's best box(es) even when below the threshold, as MMAction2's
+            AVA dataset does (so no keyframe loses all its actors). Keyframes left with no box stay
+            in the result with ``N = 0``.
+
+    Returns:
+        keyframe -> detections, ordered by (video id, timestamp).
+    """
+    path = check_readable(path, "proposals file")
+    with path.open("rb") as fh:
+        magic = fh.read(1)
+    if magic == _PICKLE_MAGIC:
+        found = _from_pickle(path)
+    else:
+        found = group_by_keyframe(read_ava_csv(path, kind="detections"), source=str(path))
+    return {key: found[key].above(score_threshold, keep_top_box=keep_top_box) for key in sorted(found)}
+
+
+def write_proposals(path: str | Path, detections: Iterable[KeyframeDetections] | Mapping[KeyframeKey, KeyframeDetections]) -> None:
+    """Write proposals: an MMAction2 pickle (``float64 [N, 5]`` per key) when ``path`` ends in
+    ``.pkl``/``.pickle``, otherwise a 7-column AVA CSV with scores."""
+    items = list(detections.values()) if isinstance(detections, Mapping) else list(detections)
+    items.sort(key=lambda d: d.key)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix in (".pkl", ".pickle"):
+        payload = {d.key.image_key: np.column_stack([d.boxes, d.scores]).astype(np.float64) for d in items}
+        with path.open("wb") as fh:
+            pickle.dump(payload, fh, protocol=4)
+        return
+    n = [len(d) for d in items]
+    table = AvaTable.from_arrays(
+        np.repeat([d.key.video_id for d in items], n) if items else [],
+        np.repeat([d.key.timestamp for d in items], n) if items else [],
+        np.concatenate([d.boxes for d in items]).astype(np.float64) if items else np.zeros((0, 4)),
+        score=np.concatenate([d.scores for d in items]).astype(np.float64) if items else np.zeros(0),
+    )
+    write_ava_csv(path, table)

@@ -1,0 +1,24 @@
+"""The two non-detector box sources: imported proposals and ground truth (the oracle setting)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stad_core.ava.keys import KeyframeKey
+from stad_core.ava.proposals import KeyframeDetections, group_by_keyframe, read_proposals
+from stad_core.ava.table import AvaTable
+
+GROUNDTRUTH_SOURCE = "groundtruth"
+
+
+def imported_proposals(
+    path: str | Path, *, score_threshold: float = 0.0, keep_top_box: bool = True
+) -> dict[KeyframeKey, KeyframeDetections]:
+    """Proposals from an AVA-style CSV with scores or an MMAction2 pickle (``{"vid,tttt": [N, 5]}``),
+    thresholded with the same keep-top-box rule as the detectors."""
+    return read_proposals(path, score_threshold=score_threshold, keep_top_box=keep_top_box)
+
+
+def groundtruth_boxes(table: AvaTable) -> dict[KeyframeKey, KeyframeDetections]:
+    """Every distinct ground-truth box per keyframe (one per person, however many actions), score 1."""
+    return group_by_keyframe(table, source=GROUNDTRUTH_SOURCE)

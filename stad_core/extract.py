@@ -1,0 +1,263 @@
+"""Extraction loop: videos + per-keyframe person boxes -> actor feature rows (and context maps).
+
+DataLoader workers decode and sample the clips (PyAV, one forward pass per video) and hand over
+batches of clips (filled across keyframes and videos of equal frame size); the main process runs the backbone on the caller's device (fp16
+autocast on CUDA), pools actor features (:func:`~stad_core.models.actor_features.roi_actor_features`)
+and, once every clip of a video is done, hands the video's rows to the writer. The unit of resume
+is the video: a video already complete in the writer with the same input hash is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from stad_core.ava.proposals import KeyframeDetections
+from stad_core.banks import ActorRows, ContextMaps, FeatureBankWriter
+from stad_core.config import StageConfig
+from stad_core.models.actor_features import context_maps, roi_actor_features
+from stad_core.models.base import VideoBackbone, frames_to_clip
+from stad_core.progress import ProgressFn, report
+
+
+class ExtractConfig(StageConfig):
+    """Clip sampling, pooling and batching of feature extraction."""
+
+    num_frames: int = Field(32, ge=1, description="frames per clip (the Fast rate for SlowFast)")
+    stride: int = Field(2, ge=1, description="frame step between sampled frames")
+    short_side: int | None = Field(256, ge=32, description="resize frames to this short side (null: as decoded)")
+    roi_output_size: int = Field(7, ge=1, description="RoIAlign grid (7 PySlowFast, 8 MMAction2)")
+    roi_aligned: bool = Field(False, description="RoIAlign half-pixel alignment")
+    context_grid: int | None = Field(None, ge=1, description="pool context maps to this grid (null: full map)")
+    batch_size: int = Field(8, ge=1, description="clips per backbone forward (clips of one video)")
+    num_workers: int = Field(2, ge=0, description="decoding worker processes (0: decode in the main process)")
+    dtype: Literal["float16", "float32"] = Field("float16", description="stored feature dtype")
+    amp: bool = Field(True, description="fp16 autocast on CUDA")
+    skip_empty: bool = Field(True, description="do not run clips whose keyframe has no boxes (unless writing context)")
+
+
+@dataclass
+class VideoJob:
+    """One video to extract: its file and the boxes of each keyframe (any order)."""
+
+    video_id: str
+    path: str | Path
+    keyframes: Sequence[KeyframeDetections]
+    #: optional person ids per keyframe second, aligned with that keyframe's boxes
+    person_ids: Mapping[int, np.ndarray] = field(default_factory=dict)
+
+    def input_hash(self, config_hash: str, backbone_id: str) -> str:
+        """Hash of everything that determines this video's output (for resume)."""
+        h = hashlib.sha256()
+        p = Path(self.path)
+        stat = p.stat()
+        h.update(json.dumps([config_hash, backbone_id, str(p.resolve()), stat.st_size, stat.st_mtime_ns]).encode())
+        for d in sorted(self.keyframes, key=lambda d: d.key.timestamp):
+            h.update(str(d.key.timestamp).encode())
+            h.update(np.ascontiguousarray(d.boxes, np.float32).tobytes())
+            h.update(np.ascontiguousarray(d.scores, np.float32).tobytes())
+        return h.hexdigest()[:16]
+
+
+@dataclass
+class ClipBatch:
+    """Up to ``batch_size`` clips of the same frame size, possibly from several videos.
+
+    ``clips`` uint8 ``[b, T, H, W, 3]``; clip ``i`` is number ``positions[i]`` (0-based, time order)
+    of the clips of job ``jobs[i]``, keyframe second ``times[i]``.
+    """
+
+    jobs: list[int]
+    positions: list[int]
+    times: list[int]
+    clips: torch.Tensor
+
+
+class _ClipStream(IterableDataset):
+    """Workers split the videos between them; each decodes its videos in one pass per video and
+    fills batches across keyframes and videos (a batch is flushed early only when the frame size
+    changes)."""
+
+    def __init__(self, jobs: Sequence[tuple[int, str, list[int]]], config: ExtractConfig) -> None:
+        self.jobs = jobs
+        self.config = config
+
+    def __iter__(self) -> Iterator[ClipBatch]:
+        from stad_core.video import decode_clips  # PyAV stays out of the main import path
+
+        info = get_worker_info()
+        mine = self.jobs if info is None else self.jobs[info.id :: info.num_workers]
+        c = self.config
+        buf: list[tuple[int, int, int, torch.Tensor]] = []
+
+        def flush() -> ClipBatch:
+            batch = ClipBatch([b[0] for b in buf], [b[1] for b in buf], [b[2] for b in buf],
+                              torch.stack([b[3] for b in buf]))
+            buf.clear()
+            return batch
+
+        for job_index, path, times in mine:
+            clips = decode_clips(path, [float(t) for t in times], c.num_frames, c.stride, short_side=c.short_side)
+            for position, (t, clip) in enumerate(clips):
+                if buf and buf[0][3].shape != clip.shape:
+                    yield flush()
+                buf.append((job_index, position, int(round(t)), clip))
+                if len(buf) == c.batch_size:
+                    yield flush()
+        if buf:
+            yield flush()
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # decoding workers must not compete with the backbone for cores
+
+
+def _collate(batch: ClipBatch) -> ClipBatch:
+    return batch
+
+
+@dataclass
+class ExtractSummary:
+    """What a run did (videos written / skipped as complete, clips run, rows written)."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    clips: int = 0
+    rows: int = 0
+
+
+def backbone_id(backbone: VideoBackbone) -> str:
+    """Short content hash of the backbone's weights (part of every video's input hash)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(backbone.state_dict().items()):
+        h.update(name.encode())
+        # the first 1024 values of every tensor: cheap, and any loaded/trained weights change it
+        h.update(tensor.detach().reshape(-1)[:1024].cpu().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def extract_features(
+    jobs: Sequence[VideoJob],
+    backbone: VideoBackbone,
+    writer: FeatureBankWriter,
+    config: ExtractConfig | None = None,
+    *,
+    context_writer: FeatureBankWriter | None = None,
+    device: str | torch.device = "cpu",
+    on_progress: ProgressFn | None = None,
+) -> ExtractSummary:
+    """Extract actor rows of every job's keyframes and write them video by video.
+
+    Args:
+        jobs: the videos and their per-keyframe boxes (normalised xyxy).
+        backbone: any :class:`VideoBackbone`; moved to ``device`` and put in eval mode.
+        writer: receives ``write_video(video_id, ActorRows, meta={"input_hash": ...})``.
+        context_writer: optional; receives ``write_context(video_id, ContextMaps)`` with one
+            temporally averaged (and ``context_grid``-pooled) map per keyframe.
+        on_progress: ``(videos done, videos total)``.
+    """
+    config = config or ExtractConfig()
+    if writer.spec.feature_dim != backbone.out_channels:
+        raise ValueError(f"bank feature_dim {writer.spec.feature_dim} != backbone output {backbone.out_channels}")
+    if context_writer is not None and config.context_grid is None:
+        raise ValueError("writing context maps needs context_grid (banks store a fixed grid)")
+    device = torch.device(device)
+    backbone = backbone.to(device).eval()
+    bid = backbone_id(backbone)
+    chash = config.config_hash()
+    summary = ExtractSummary()
+    want_context = context_writer is not None
+    grid = config.context_grid
+    out_dtype = np.dtype(config.dtype)
+
+    # Plan: which videos still need work, and which clips of each.
+    todo: list[tuple[VideoJob, str, list[KeyframeDetections]]] = []
+    for job in jobs:
+        ihash = job.input_hash(chash, bid)
+        done = writer.is_complete(job.video_id) and writer.video_meta(job.video_id).get("input_hash") == ihash
+        if done and want_context:
+            done = context_writer.is_complete(job.video_id) and \
+                context_writer.video_meta(job.video_id).get("input_hash") == ihash
+        if done:
+            summary.skipped.append(job.video_id)
+            continue
+        frames = sorted(job.keyframes, key=lambda d: d.key.timestamp)
+        if config.skip_empty and not want_context:
+            frames = [d for d in frames if len(d)]
+        todo.append((job, ihash, frames))
+    total_videos = len(jobs)
+    report(on_progress, len(summary.skipped), total_videos)
+
+    # Per-video accumulators, filled batch by batch (workers may interleave videos).
+    pending: dict[int, dict[str, Any]] = {}
+
+    def finish(i: int) -> None:
+        job, ihash, frames = todo[i]
+        acc = pending.pop(i, {"feats": {}, "ctx": {}})
+        by_t = {d.key.timestamp: d for d in frames}
+        ts = [d.key.timestamp for d in frames]
+        feats = [acc["feats"][k] for k in sorted(acc["feats"])]  # clip order = time order
+        dim = backbone.out_channels
+        features = np.concatenate(feats).astype(out_dtype) if feats else np.zeros((0, dim), out_dtype)
+        boxes = np.concatenate([by_t[t].boxes for t in ts]).astype(np.float32) if ts else np.zeros((0, 4), np.float32)
+        scores = np.concatenate([by_t[t].scores for t in ts]).astype(np.float32) if ts else np.zeros(0, np.float32)
+        stamps = np.concatenate([np.full(len(by_t[t]), float(t)) for t in ts]) if ts else np.zeros(0)
+        pids = np.concatenate([
+            np.asarray(job.person_ids.get(t, np.full(len(by_t[t]), -1)), np.int64) for t in ts
+        ]) if ts else np.zeros(0, np.int64)
+        source = frames[0].source if frames else "none"
+        meta = {"input_hash": ihash}
+        if want_context:
+            ctx = [acc["ctx"][k] for k in sorted(acc["ctx"])]
+            maps = np.concatenate(ctx).astype(out_dtype) if ctx else \
+                np.zeros((0, dim, grid or 1, grid or 1), out_dtype)
+            context_writer.write_context(job.video_id, ContextMaps(maps, np.asarray(ts, np.float64)), meta=meta)
+        writer.write_video(job.video_id, ActorRows(features, boxes, scores, stamps, pids, source), meta=meta)
+        summary.written.append(job.video_id)
+        summary.rows += len(features)
+        report(on_progress, len(summary.skipped) + len(summary.written), total_videos)
+
+    stream_jobs = []
+    for i, (job, _, frames) in enumerate(todo):
+        if frames:
+            stream_jobs.append((i, str(job.path), [d.key.timestamp for d in frames]))
+        else:
+            finish(i)  # nothing to run: an empty video is still written (and so marked complete)
+
+    if stream_jobs:
+        loader = DataLoader(
+            _ClipStream(stream_jobs, config), batch_size=None, collate_fn=_collate,
+            num_workers=min(config.num_workers, len(stream_jobs)), worker_init_fn=_worker_init,
+            pin_memory=device.type == "cuda", prefetch_factor=2 if config.num_workers else None,
+            persistent_workers=False,
+        )
+        use_amp = config.amp and device.type == "cuda"
+        boxes_of = {i: {d.key.timestamp: d for d in frames} for i, (_, _, frames) in enumerate(todo)}
+        for batch in loader:
+            clip = frames_to_clip(batch.clips.to(device, non_blocking=True))  # [b, 3, T, H, W] uint8
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                maps = backbone(clip).maps
+            dets = [boxes_of[j][t] for j, t in zip(batch.jobs, batch.times, strict=True)]
+            feats = roi_actor_features(maps, [torch.from_numpy(d.boxes) for d in dets], tuple(clip.shape[3:]),
+                                       config.roi_output_size, config.roi_aligned).float().cpu().numpy()
+            per_clip = np.split(feats, np.cumsum([len(d) for d in dets])[:-1])
+            ctx = context_maps([m.float() for m in maps], grid).cpu().numpy() if want_context else None
+            summary.clips += len(dets)
+            for i, (j, pos) in enumerate(zip(batch.jobs, batch.positions, strict=True)):
+                acc = pending.setdefault(j, {"feats": {}, "ctx": {}})
+                acc["feats"][pos] = per_clip[i]
+                if ctx is not None:
+                    acc["ctx"][pos] = ctx[i:i + 1]
+                if len(acc["feats"]) == len(todo[j][2]):
+                    finish(j)
+    return summary

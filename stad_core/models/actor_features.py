@@ -1,0 +1,96 @@
+"""Actor (RoI) features and pooled context maps from stride-16 backbone maps.
+
+Recipe (SlowFast/LFB/ACAR on AVA): per pathway, average over time; ``roi_align`` each box at
+``spatial_scale = 1/16`` to ``S x S`` (7 in PySlowFast, 8 in MMAction2); max over the ``S x S``
+cells; concatenate pathways (2048 + 256 = 2304 for SlowFast R50).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops import roi_align
+
+from stad_core.models.base import STRIDE
+
+
+def boxes_to_rois(boxes_per_clip: Sequence[Tensor], image_size: tuple[int, int],
+                  dtype: torch.dtype = torch.float32) -> Tensor:
+    """Normalised ``[N_i, 4]`` xyxy boxes per clip -> ``[sum N_i, 5]`` (clip index, x1, y1, x2, y2) in pixels."""
+    h, w = image_size
+    rois = []
+    for i, boxes in enumerate(boxes_per_clip):
+        b = boxes.to(dtype) * torch.tensor([w, h, w, h], dtype=dtype, device=boxes.device)
+        rois.append(torch.cat([torch.full((b.shape[0], 1), float(i), dtype=dtype, device=b.device), b], dim=1))
+    if not rois:
+        return torch.zeros((0, 5), dtype=dtype)
+    return torch.cat(rois, dim=0)
+
+
+def roi_actor_features(
+    maps: Sequence[Tensor],
+    boxes_per_clip: Sequence[Tensor],
+    image_size: tuple[int, int],
+    output_size: int = 7,
+    aligned: bool = False,
+    sampling_ratio: int = 0,
+) -> Tensor:
+    """Per-actor feature vectors.
+
+    Args:
+        maps: per pathway ``[B, C_p, T_p, h, w]`` at stride 16 (the backbone output).
+        boxes_per_clip: ``B`` tensors ``[N_i, 4]``, normalised xyxy in [0, 1] of the input clip.
+        image_size: ``(H, W)`` of the clip fed to the backbone (pixels).
+        output_size: RoIAlign grid ``S`` (7 or 8).
+        aligned: RoIAlign's half-pixel alignment (``aligned=True`` in Detectron2 style).
+
+    Returns:
+        ``[sum N_i, sum C_p]`` float32 (float64 for float64 maps), rows in clip order then box order.
+    """
+    if len(boxes_per_clip) != maps[0].shape[0]:
+        raise ValueError(f"{len(boxes_per_clip)} box sets for a batch of {maps[0].shape[0]} clips")
+    # Box coordinates in fp32 at least (fp16 pixel coordinates lose sub-pixel precision).
+    box_dtype = torch.float64 if maps[0].dtype == torch.float64 else torch.float32
+    rois = boxes_to_rois(boxes_per_clip, image_size, box_dtype).to(maps[0].device)
+    parts = []
+    for fmap in maps:
+        pooled = fmap.mean(dim=2, dtype=box_dtype)  # [B, C, h, w]: temporal average (fp32 for fp16 maps)
+        r = roi_align(pooled, rois, output_size, spatial_scale=1.0 / STRIDE,
+                      sampling_ratio=sampling_ratio, aligned=aligned)  # [N, C, S, S]
+        parts.append(r.amax(dim=(2, 3)))
+    return torch.cat(parts, dim=1)
+
+
+def context_maps(maps: Sequence[Tensor], output_size: int | tuple[int, int] | None = None) -> Tensor:
+    """Per-clip context map: temporal average per pathway, pathways concatenated.
+
+    Args:
+        maps: per pathway ``[B, C_p, T_p, h, w]`` (same ``h, w``).
+        output_size: optional adaptive average pooling to a fixed grid (e.g. 16) so clips of any
+            aspect ratio store the same shape.
+
+    Returns:
+        ``[B, sum C_p, h, w]`` (or ``[B, sum C_p, *output_size]``).
+    """
+    x = torch.cat([m.mean(dim=2) for m in maps], dim=1)
+    if output_size is not None:
+        x = F.adaptive_avg_pool2d(x, output_size)
+    return x
+
+
+class ActorFeatureExtractor(nn.Module):
+    """Thin module around :func:`roi_actor_features` (settings fixed at construction)."""
+
+    def __init__(self, output_size: int = 7, aligned: bool = False, sampling_ratio: int = 0) -> None:
+        super().__init__()
+        self.output_size = output_size
+        self.aligned = aligned
+        self.sampling_ratio = sampling_ratio
+
+    def forward(self, maps: Sequence[Tensor], boxes_per_clip: Sequence[Tensor],
+                image_size: tuple[int, int]) -> Tensor:
+        return roi_actor_features(maps, boxes_per_clip, image_size, self.output_size, self.aligned,
+                                  self.sampling_ratio)

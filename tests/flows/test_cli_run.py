@@ -1,0 +1,80 @@
+"""`stad run`, `stad demo`, `stad history` and `python -m flows.<stage>` from the outside."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_run_unknown_or_future_stage_is_one_line_error() -> None:
+    # Through the console-script entry point: StadError -> one line, exit 1, no traceback.
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "run", "extract"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 1
+    assert "stage 'extract' has no flow in this build yet" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_module_entry_point_rejects_bad_setting(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "flows.synth", "frames=3", "-w", str(tmp_path)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 1
+    assert "unknown setting 'frames'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_dask_without_server_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "home")
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "run", "synth", "--dask", "tcp://127.0.0.1:1",
+                             "-w", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert result.returncode == 1 and "--dask needs a real Prefect server" in result.stderr
+
+
+@pytest.fixture()
+def quiet_prefect_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mute Prefect's console log handlers: they keep the stream of the first CliRunner invocation
+    and fail on the next one once that stream is closed (the CLI's own output is what we check)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    monkeypatch.setattr(PrefectConsoleHandler, "emit", lambda self, record: None)
+
+
+def test_demo_then_history(
+    prefect_harness: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet_prefect_console: None
+) -> None:
+    # With an API configured the demo uses it (here: the test harness) instead of a home under --out.
+    monkeypatch.setenv("PREFECT_API_URL", prefect_harness)
+    monkeypatch.setenv("STAD_GPUS", "0")
+    out = tmp_path / "demo"
+    first = runner.invoke(app, ["demo", "--out", str(out), "--preset", "tiny"])
+    assert first.exit_code == 0, first.output
+    assert "synth" in first.output and "ingest" in first.output and "ran" in first.output
+    assert not (out / ".prefect").exists()
+    second = runner.invoke(app, ["demo", "--out", str(out), "--preset", "tiny"])
+    assert second.exit_code == 0 and second.output.count("reused") == 2, second.output
+
+    history = runner.invoke(app, ["history", "--workspace", str(out)])
+    assert history.exit_code == 0 and "synth" in history.output and "ingest" in history.output
+
+    # `stad run ingest` alone on the synth output, with a config file and key=value overrides.
+    synth_dir = next((out / "synth").glob("*-*"))
+    cfg = tmp_path / "ingest.yaml"
+    cfg.write_text(
+        f"videos_dir: {synth_dir / 'videos'}\ntrain_csv: {synth_dir / 'annotations/train.csv'}\n"
+        f"val_csv: {synth_dir / 'annotations/val.csv'}\nkeyframes: annotations\ntime_offset: 0\n"
+    )
+    ws = tmp_path / "ws"
+    ran = runner.invoke(app, ["run", "ingest", "-c", str(cfg), "verify_decode=false", "-w", str(ws)])
+    assert ran.exit_code == 0, ran.output
+    assert list(ws.glob("ingest/*/manifest.parquet")) and list(ws.glob("ingest/*/_stage.json"))
+    forced = runner.invoke(app, ["run", "ingest", "-c", str(cfg), "verify_decode=false", "-w", str(ws), "--force"])
+    assert forced.exit_code == 0 and " ran " in forced.output.replace("│", " ")
