@@ -44,15 +44,16 @@ class ChainConfig:
     videos: int = 24
     seconds: int = 60
     synth_seed: int = 0
+    keyframe_margin: int = 1  # first keyframe second; 1 (not the demo's 2) adds bank rows during early alarms
     width: int = 8  # tiny SlowFast: slow stem width 8 -> 256 + 32 = 288 channels
     blocks: tuple[int, int, int, int] = (1, 1, 1, 1)
-    num_frames: int = 8  # 8 x 2 at 10 fps = 1.6 s (the synthetic dataset's recommended clip)
-    stride: int = 2
+    num_frames: int = 16  # 16 x 1 at 10 fps = 1.6 s; 8 x 2 aliases the 4 Hz alarm blink away (see heads.md)
+    stride: int = 1
     context_grid: int = 8
     ft_epochs: int = 1
     ft_batch_size: int = 8
     ft_lr: float = 0.05
-    ft_max_clips: int | None = 256  # fine-tune on an even subset of the training keyframes
+    ft_max_clips: int | None = 448  # fine-tune on an even subset of the training keyframes
     ft_seed: int = 0
 
     def backbone_knobs(self) -> dict[str, object]:
@@ -73,9 +74,12 @@ class ChainConfig:
 
     def tag(self) -> str:
         """Short hash of the settings that change the banks (names the work sub-folder)."""
-        text = json.dumps([self.videos, self.seconds, self.synth_seed, self.width, self.blocks, self.num_frames,
-                           self.stride, self.context_grid, self.ft_epochs, self.ft_batch_size, self.ft_lr,
-                           self.ft_max_clips, self.ft_seed])
+        fields: list[object] = [self.videos, self.seconds, self.synth_seed, self.width, self.blocks, self.num_frames,
+                                self.stride, self.context_grid, self.ft_epochs, self.ft_batch_size, self.ft_lr,
+                                self.ft_max_clips, self.ft_seed]
+        if self.keyframe_margin != 2:  # (added later: the default keeps the caches made before it)
+            fields.append(self.keyframe_margin)
+        text = json.dumps(fields)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -114,7 +118,8 @@ def _log(msg: str) -> None:
 
 def ensure_dataset(root: Path, cfg: ChainConfig) -> Dataset:
     """Generate (or keep) the synthetic dataset at ``root`` and read its annotations."""
-    synth: SynthConfig = preset_config("demo", {"videos": cfg.videos, "seconds": cfg.seconds, "seed": cfg.synth_seed})
+    synth: SynthConfig = preset_config("demo", {"videos": cfg.videos, "seconds": cfg.seconds, "seed": cfg.synth_seed,
+                                                "keyframe_margin": cfg.keyframe_margin})
     generate_dataset(synth, root, workers=1)
     ann = root / "annotations"
     videos = {p.stem: p for p in sorted((root / "videos").glob("*.mp4"))}

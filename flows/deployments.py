@@ -6,8 +6,9 @@ exists, or ``--config STAGE=FILE``) and the workspace; any run can override them
 
     prefect deployment run ingest/ingest -p workspace=/data/ws -p config='{"videos_dir": "..."}'
 
-Schedules come from ``--cron NAME=EXPR`` / ``--interval NAME=SECONDS``. A scheduled re-evaluation
-deployment joins this list with the evaluate flow; until then nothing is registered under that name.
+Schedules come from ``--cron NAME=EXPR`` / ``--interval NAME=SECONDS``; the ``reevaluate``
+deployment (evaluate new checkpoints/banks, append to the results history, publish artifacts) runs
+hourly (``REEVALUATE_CRON``) unless told otherwise.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from flows.stages import STAGES, get_stage
+from flows.stages import REEVALUATE_CRON, STAGES, get_stage
 from stad_core.errors import ConfigError, StadError
 
 
@@ -60,11 +61,14 @@ def build_deployments(
     deployments = []
     for name in names:
         spec = get_stage(name)
+        schedule_cron = (cron or {}).get(name)
+        if name == "reevaluate" and schedule_cron is None and name not in (interval or {}):
+            schedule_cron = REEVALUATE_CRON  # its whole point is to run on a schedule
         deployments.append(
             spec.load_flow().to_deployment(
                 name=name,
                 parameters=default_parameters(name, workspace, (configs or {}).get(name)),
-                cron=(cron or {}).get(name),
+                cron=schedule_cron,
                 interval=(interval or {}).get(name),
                 description=spec.summary,
                 tags=["stad", "gpu"] if spec.gpu else ["stad"],

@@ -145,15 +145,20 @@ def finetune_flow(
     return ws.commit(replace(planned, counts=counts, inputs={**planned.inputs, "backbone_sha256": info["sha256"]}))
 
 
+def backbone_info_at(uri: str) -> dict[str, Any]:
+    return json.loads(read_text(join(uri, BACKBONE_INFO)))
+
+
 def backbone_info(ref: StageRef) -> dict[str, Any]:
-    return json.loads(read_text(join(ref.uri, BACKBONE_INFO)))
+    """Architecture (name, knobs), output channels and sha256 of an exported backbone."""
+    return backbone_info_at(ref.uri)
 
 
-def load_backbone(ref: StageRef) -> tuple[VideoBackbone, dict[str, Any]]:
-    """The exported backbone (eval mode, CPU) and its info (name, knobs, sha256)."""
-    info = backbone_info(ref)
+def load_backbone(uri: str) -> tuple[VideoBackbone, dict[str, Any]]:
+    """The backbone exported in the finetune output at ``uri`` (eval mode, CPU) and its info."""
+    info = backbone_info_at(uri)
     backbone = build_configured_backbone(info["backbone"], info["knobs"])
-    backbone.load_state_dict(torch.load(local_path(join(ref.uri, BACKBONE)), map_location="cpu", weights_only=True))
+    backbone.load_state_dict(torch.load(local_path(join(uri, BACKBONE)), map_location="cpu", weights_only=True))
     return backbone.eval(), info
 
 

@@ -131,13 +131,14 @@ def annotation_files(ref: StageRef) -> DatasetFiles:
 
 
 @lru_cache(maxsize=8)
-def _entries(uri: str) -> tuple[ManifestEntry, ...]:
-    return tuple(manifest_entries(read_manifest(str(local_path(uri)))))
+def _entries(path: str, mtime_ns: int) -> tuple[ManifestEntry, ...]:
+    return tuple(manifest_entries(read_manifest(path)))
 
 
 def videos_of(ref: StageRef, splits: Sequence[str] | None = None) -> list[ManifestEntry]:
     """The manifest's videos (optionally of some splits), sorted by id; read once per process."""
-    entries = _entries(manifest_uri(ref))
+    path = local_path(manifest_uri(ref))
+    entries = _entries(str(path), path.stat().st_mtime_ns)  # a forced ingest rewrites the file in place
     return sorted((e for e in entries if splits is None or e.split in splits), key=lambda e: e.video_id)
 
 

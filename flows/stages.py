@@ -1,6 +1,6 @@
 """The registry of stage flows: name -> flow, config class, default config file, GPU need.
 
-Adding a stage (detect, extract, train, acfb, evaluate) is one entry here plus its flow module;
+Adding a stage is one entry here plus its flow module;
 the CLI (`stad run`, `python -m flows.<stage>`), `stad serve` and prefect.yaml pick it up.
 Imports are lazy so listing stages does not import Prefect or torch.
 """
@@ -42,18 +42,35 @@ STAGES: dict[str, StageSpec] = {
                   "render the synthetic dataset (videos + AVA annotations)", "configs/synth.yaml"),
         StageSpec("ingest", "flows.ingest:ingest_flow", "stad_core.ingest:IngestConfig",
                   "videos + AVA CSVs -> manifest.parquet + rejects.parquet", "configs/ingest.yaml"),
+        StageSpec("detect", "flows.detect:detect_flow", "flows.detect:DetectStageConfig",
+                  "person boxes per keyframe (ground truth, proposals or a detector) -> detections.parquet",
+                  "configs/detect.yaml", gpu=True),
+        StageSpec("finetune", "flows.finetune:finetune_flow", "flows.finetune:FinetuneStageConfig",
+                  "fine-tune the video backbone (and optionally a person detector) on the train split",
+                  "configs/finetune.yaml", gpu=True),
+        StageSpec("extract", "flows.extract:extract_flow", "stad_core.extract:ExtractConfig",
+                  "videos + detections + backbone -> long-term and context feature banks (zarr)",
+                  "configs/extract.yaml", gpu=True),
+        StageSpec("train", "flows.train:train_flow", "stad_core.train:TrainConfig",
+                  "train a relation head on the banks -> checkpoint + metrics", "configs/train.yaml", gpu=True),
+        StageSpec("acfb", "flows.acfb:acfb_flow", "stad_core.train:TrainConfig",
+                  "ACAR head -> actor-context bank -> train the ACFB head", "configs/acfb.yaml", gpu=True),
+        StageSpec("evaluate", "flows.evaluate:evaluate_flow", "flows.evaluate:EvaluateConfig",
+                  "score a trained head: AVA CSV, frame-mAP report, history row, Prefect artifacts",
+                  "configs/evaluate.yaml", gpu=True),
+        StageSpec("reevaluate", "flows.evaluate:reevaluate_flow", "flows.evaluate:EvaluateConfig",
+                  "evaluate every trained head without an evaluation yet (scheduled)", "configs/evaluate.yaml"),
         StageSpec("pipeline", "flows.pipeline:pipeline_flow", "flows.pipeline:PipelineConfig",
-                  "all stages as one DAG (synth -> ingest -> ...)", "configs/pipeline.yaml"),
+                  "all stages as one DAG (synth -> ingest -> detect/finetune -> extract -> train -> acfb -> evaluate)",
+                  "configs/pipeline.yaml", gpu=True),
     )
 }
 
-# Stages of the design whose flows are not in this build yet: named in errors instead of "unknown".
-PLANNED = ("detect", "finetune", "extract", "train", "acfb", "evaluate")
+# Cron schedule of the reevaluate deployment unless `stad serve --cron reevaluate=...` says otherwise.
+REEVALUATE_CRON = "0 * * * *"
 
 
 def get_stage(name: str) -> StageSpec:
     if name in STAGES:
         return STAGES[name]
-    if name in PLANNED:
-        raise StadError(f"stage {name!r} has no flow in this build yet (available: {', '.join(STAGES)})")
     raise StadError(f"unknown stage {name!r} (available: {', '.join(STAGES)})")

@@ -54,13 +54,16 @@ class VideoJob:
     keyframes: Sequence[KeyframeDetections]
     #: optional person ids per keyframe second, aligned with that keyframe's boxes
     person_ids: Mapping[int, np.ndarray] = field(default_factory=dict)
+    #: keyframe second ``t`` is video time ``t - time_offset`` (e.g. 900 for AVA clips cut at 15:00)
+    time_offset: float = 0.0
 
     def input_hash(self, config_hash: str, backbone_id: str) -> str:
         """Hash of everything that determines this video's output (for resume)."""
         h = hashlib.sha256()
         p = Path(self.path)
         stat = p.stat()
-        h.update(json.dumps([config_hash, backbone_id, str(p.resolve()), stat.st_size, stat.st_mtime_ns]).encode())
+        h.update(json.dumps([config_hash, backbone_id, str(p.resolve()), stat.st_size, stat.st_mtime_ns,
+                             self.time_offset]).encode())
         for d in sorted(self.keyframes, key=lambda d: d.key.timestamp):
             h.update(str(d.key.timestamp).encode())
             h.update(np.ascontiguousarray(d.boxes, np.float32).tobytes())
@@ -87,7 +90,7 @@ class _ClipStream(IterableDataset):
     fills batches across keyframes and videos (a batch is flushed early only when the frame size
     changes)."""
 
-    def __init__(self, jobs: Sequence[tuple[int, str, list[int]]], config: ExtractConfig) -> None:
+    def __init__(self, jobs: Sequence[tuple[int, str, list[int], float]], config: ExtractConfig) -> None:
         self.jobs = jobs
         self.config = config
 
@@ -105,12 +108,12 @@ class _ClipStream(IterableDataset):
             buf.clear()
             return batch
 
-        for job_index, path, times in mine:
-            clips = decode_clips(path, [float(t) for t in times], c.num_frames, c.stride, short_side=c.short_side)
-            for position, (t, clip) in enumerate(clips):
+        for job_index, path, times, offset in mine:
+            clips = decode_clips(path, [t - offset for t in times], c.num_frames, c.stride, short_side=c.short_side)
+            for position, (_, clip) in enumerate(clips):  # yielded in time order = order of ``times``
                 if buf and buf[0][3].shape != clip.shape:
                     yield flush()
-                buf.append((job_index, position, int(round(t)), clip))
+                buf.append((job_index, position, times[position], clip))
                 if len(buf) == c.batch_size:
                     yield flush()
         if buf:
@@ -230,7 +233,7 @@ def extract_features(
     stream_jobs = []
     for i, (job, _, frames) in enumerate(todo):
         if frames:
-            stream_jobs.append((i, str(job.path), [d.key.timestamp for d in frames]))
+            stream_jobs.append((i, str(job.path), [d.key.timestamp for d in frames], float(job.time_offset)))
         else:
             finish(i)  # nothing to run: an empty video is still written (and so marked complete)
 

@@ -83,20 +83,30 @@ def run_stage(
     return flow(config=config, workspace=workspace, force=force)
 
 
-def _refs(result: Any) -> list[Any]:
-    return list(result.values()) if isinstance(result, Mapping) else [result]
+def _refs(result: Any) -> list[tuple[str, Any]]:
+    """(label, StageRef) pairs: the pipeline's keys (``train:lfb_max``) or the stage name."""
+    if isinstance(result, Mapping):
+        return list(result.items())
+    if isinstance(result, list):
+        return [(ref.stage, ref) for ref in result]
+    return [(result.stage, result)]
 
 
-def print_refs(result: Any, title: str, elapsed: float | None = None) -> None:
+def print_refs(result: Any, title: str, elapsed: float | None = None, *, root: str | None = None) -> None:
+    """The StageRefs of a run as a table; ``root``: show output folders relative to the workspace."""
     from rich.console import Console
     from rich.table import Table
+
+    def where(uri: str) -> str:
+        prefix = (root or "").rstrip("/") + "/"
+        return uri[len(prefix):] if root and uri.startswith(prefix) else uri
 
     table = Table(title=title, title_justify="left")
     for column in ("stage", "status", "counts", "config", "output"):
         table.add_column(column, overflow="fold")
-    for ref in _refs(result):
+    for label, ref in _refs(result):
         counts = ", ".join(f"{k} {v}" for k, v in ref.counts.items())
-        table.add_row(ref.stage, "reused" if ref.reused else "ran", counts, ref.config_hash, ref.uri)
+        table.add_row(label, "reused" if ref.reused else "ran", counts, ref.config_hash, where(ref.uri))
     console = Console()
     console.print(table)
     if elapsed is not None:
@@ -149,20 +159,27 @@ def register(app: typer.Typer) -> None:
         preset: str = typer.Option("demo", "--preset", help="Synthetic dataset size: demo (12 x 60 s) or tiny (2 x 24 s)."),
         force: bool = typer.Option(False, "--force", help="Recompute every stage."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs instead of progress bars."),
+        workers: int | None = _WORKERS,
     ) -> None:
         """Run the whole pipeline on the synthetic dataset with an embedded Prefect (no set-up)."""
         from flows.runtime import prepare_prefect_env
 
         # Before Prefect is imported: a home (database, settings) under --out unless one is configured.
         prepare_prefect_env(out / ".prefect", quiet=not verbose)
-        from stad_core.synth import preset_config
+        from flows.pipeline import demo_config
 
-        from flows.pipeline import PipelineConfig
-
-        config = PipelineConfig(synth=preset_config(preset))
+        config = demo_config(preset)
         started = time.perf_counter()
-        result = _with_progress(lambda: run_stage("pipeline", config, workspace=str(out), force=force), disable=verbose)
-        print_refs(result, f"stad demo: pipeline on the synthetic '{preset}' dataset", time.perf_counter() - started)
+        result = _with_progress(lambda: run_stage("pipeline", config, workspace=str(out), force=force,
+                                                  workers=workers), disable=verbose)
+        elapsed = time.perf_counter() - started
+        from flows.workspace import Workspace
+
+        print_refs(result, f"stad demo: pipeline on the synthetic '{preset}' dataset", root=Workspace(out).root)
+        print_results(result, f"results: {config.evaluate.split} frame-mAP@0.5 (%), ground-truth boxes")
+        from rich.console import Console
+
+        Console().print(f"done in {elapsed:.1f} s  (workspace {out}; `stad history -w {out}` lists every evaluation)")
 
     @app.command("serve")
     def serve(
@@ -186,15 +203,20 @@ def register(app: typer.Typer) -> None:
     @app.command("history")
     def history(
         workspace: str = _WORKSPACE,
-        stage: str | None = typer.Option(None, "--stage", help="Only this stage."),
+        stage: str | None = typer.Option(None, "--stage", help="Only this stage's outputs (no results table)."),
+        results_only: bool = typer.Option(False, "--results", help="Only the results history."),
     ) -> None:
-        """List the complete stage outputs in a workspace, newest first (identity, counts, folder)."""
+        """The results history (every evaluation, oldest first), then the complete stage outputs."""
         from rich.console import Console
         from rich.table import Table
 
         from flows.workspace import Workspace
 
         ws = Workspace(workspace)
+        if stage is None:
+            print_history(ws.root)
+        if results_only:
+            return
         refs = ws.history(stage)
         if not refs:
             typer.echo(f"{ws.root}: no complete stage outputs yet (run `stad demo` or `stad run STAGE`)")
@@ -211,6 +233,50 @@ def register(app: typer.Typer) -> None:
                 "*" if current is not None and current.key == ref.key else "",
             )
         Console().print(table)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def print_results(refs: Mapping[str, Any], title: str) -> None:
+    """One row per evaluated head: overall frame-mAP and per class group (from each summary.json)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from flows.evaluate import read_summary
+
+    summaries = [read_summary(ref) for name, ref in refs.items() if name.startswith("evaluate:")]
+    if not summaries:
+        return
+    groups = list(dict.fromkeys(g for s in summaries for g in s["groups"]))
+    table = Table(title=title, title_justify="left")
+    for column in ("head", "mAP", *groups, "epochs"):
+        table.add_column(column, justify="left" if column == "head" else "right")
+    for s in summaries:
+        table.add_row(s["head"], _pct(s["mAP"]), *(_pct(s["groups"].get(g)) for g in groups), str(s["epoch"]))
+    Console().print(table)
+
+
+def print_history(workspace: str) -> None:
+    """The results history parquet of ``workspace`` as a table (nothing when it is empty)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from flows.evaluate import read_history
+
+    rows = read_history(workspace)
+    if not rows:
+        typer.echo(f"{workspace}: no evaluations yet (results history is empty)")
+        return
+    groups = list(dict.fromkeys(g for r in rows for g in r["groups"]))
+    table = Table(title=f"results history of {workspace} (frame-mAP@0.5, %)", title_justify="left")
+    for column in ("evaluated (UTC)", "head", "split", "mAP", *groups, "model", "bank"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r["evaluated_at"].strftime("%Y-%m-%d %H:%M:%S"), r["head"], r["split"], _pct(r["mAP"]),
+                      *(_pct(r["groups"].get(g)) for g in groups), f"{r['model_stage']}:{r['model_key']}", r["extract_key"])
+    Console().print(table)
 
 
 def _with_progress(fn: Any, *, disable: bool) -> Any:

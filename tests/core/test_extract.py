@@ -133,6 +133,18 @@ def test_killed_extraction_resumes_without_redoing_complete_videos(backbone, syn
     assert len(bank.read_video("v2")) == 2
 
 
+def test_time_offset(backbone, synthetic_videos) -> None:
+    """Keyframe seconds 901..903 of a clip cut at 900 s read video seconds 1..3."""
+    plain, shifted = DictBank(_spec(backbone.out_channels)), DictBank(_spec(backbone.out_channels))
+    job = _jobs(synthetic_videos)[0]
+    extract_features([job], backbone, plain, CFG)
+    moved = [KeyframeDetections(KeyframeKey("v0", d.key.timestamp + 900), d.boxes, d.scores, d.source)
+             for d in job.keyframes]
+    extract_features([VideoJob("v0", job.path, moved, time_offset=900)], backbone, shifted, CFG)
+    assert shifted.read_video("v0").timestamps.tolist() == [901.0, 901.0, 903.0, 903.0, 903.0]
+    np.testing.assert_allclose(shifted.read_video("v0").features, plain.read_video("v0").features, rtol=1e-5)
+
+
 def test_real_video(backbone, shared_data: Path) -> None:
     path = shared_data / "mmaction2" / "demo_demo_spatiotemporal_det.mp4"
     job = VideoJob("demo", path, [

@@ -16,12 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
-def test_run_unknown_or_future_stage_is_one_line_error() -> None:
+def test_run_unknown_stage_is_one_line_error() -> None:
     # Through the console-script entry point: StadError -> one line, exit 1, no traceback.
-    result = subprocess.run([sys.executable, "-m", "flows.cli", "run", "extract"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "run", "extrakt"], capture_output=True, text=True,
                             cwd=ROOT, timeout=120)
     assert result.returncode == 1
-    assert "stage 'extract' has no flow in this build yet" in result.stderr and "Traceback" not in result.stderr
+    assert "unknown stage 'extrakt'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_module_entry_point_rejects_bad_setting(tmp_path: Path) -> None:
@@ -57,13 +57,20 @@ def test_demo_then_history(
     out = tmp_path / "demo"
     first = runner.invoke(app, ["demo", "--out", str(out), "--preset", "tiny"])
     assert first.exit_code == 0, first.output
-    assert "synth" in first.output and "ingest" in first.output and "ran" in first.output
+    for stage in ("synth", "ingest", "detect", "finetune", "extract", "train:lfb_max", "acfb", "evaluate:acar"):
+        assert stage in first.output, stage
+    # The final results table: one row per head with its val frame-mAP per class group.
+    results = first.output[first.output.index("results: val frame-mAP"):]
+    for head in ("linear", "lfb_max", "acar", "acfb"):
+        assert head in results
+    assert "short_term" in results and "long_term" in results and "relational" in results
     assert not (out / ".prefect").exists()
     second = runner.invoke(app, ["demo", "--out", str(out), "--preset", "tiny"])
-    assert second.exit_code == 0 and second.output.count("reused") == 2, second.output
+    assert second.exit_code == 0 and second.output.count("reused") == 13, second.output
 
     history = runner.invoke(app, ["history", "--workspace", str(out)])
     assert history.exit_code == 0 and "synth" in history.output and "ingest" in history.output
+    assert "results history" in history.output and history.output.count("acfb") >= 2
 
     # `stad run ingest` alone on the synth output, with a config file and key=value overrides.
     synth_dir = next((out / "synth").glob("*-*"))

@@ -1,4 +1,4 @@
-"""The synth -> ingest pipeline under the Prefect test harness, and the stage CLI plumbing."""
+"""The synth -> ingest part of the pipeline under the Prefect test harness, and the stage CLI plumbing."""
 
 from __future__ import annotations
 
@@ -52,5 +52,5 @@ def test_stage_config_loading(tmp_path: Path) -> None:
     assert cfg.synth.videos == 3 and cfg.synth.seconds == 20 and cfg.ingest.verify_decode is False
     with pytest.raises(ConfigError, match="unknown setting"):
         load_stage_config("synth", None, ["frames=3"])
-    with pytest.raises(StadError, match="no flow in this build yet"):
-        get_stage("extract")
+    with pytest.raises(StadError, match="unknown stage 'extrakt'"):
+        get_stage("extrakt")
