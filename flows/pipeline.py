@@ -34,6 +34,7 @@ from stad_core.ingest import IngestConfig
 from stad_core.synth import SynthConfig, preset_config
 from stad_core.train import TrainConfig
 
+PipelineStage = Literal["synth", "ingest", "detect", "finetune", "extract", "train", "acfb", "evaluate"]
 HeadVariant = Literal["linear", "acrn", "lfb_avg", "lfb_max", "lfb_nl", "acar"]
 
 #: Pipeline head name -> the TrainConfig fields that pick it (on top of the ``train`` section).
@@ -62,6 +63,7 @@ class PipelineConfig(StageConfig):
     heads: tuple[HeadVariant, ...] = Field(("linear", "lfb_max", "acar"), description="heads trained on the banks")
     acfb: bool = Field(True, description="also train ACFB on the ACAR head's actor-context bank (needs acar)")
     evaluate: EvaluateConfig = EvaluateConfig()
+    stop_after: PipelineStage = Field("evaluate", description="run the DAG up to and including this stage")
 
     @model_validator(mode="after")
     def _acfb_needs_acar(self) -> PipelineConfig:
@@ -126,25 +128,42 @@ def pipeline_flow(
     def forced(stage: str) -> bool:
         return force or stage in force_stages
 
+    order = list(PipelineStage.__args__)  # type: ignore[attr-defined]
+
+    def wanted(stage: str) -> bool:
+        return order.index(stage) <= order.index(config.stop_after)
+
     refs: dict[str, StageRef] = {}
     if config.dataset == "synth":
         refs["synth"] = synth_flow(config.synth, workspace, force=forced("synth"))
+        if not wanted("ingest"):
+            return refs
         ingest_cfg, ingest_up = ingest_config_for_synth(config.ingest, refs["synth"]), [refs["synth"]]
     else:
         ingest_cfg, ingest_up = config.ingest, []
     ingest = refs["ingest"] = ingest_flow(ingest_cfg, workspace, force=forced("ingest"), upstream=ingest_up)
+    if not wanted("detect"):
+        return refs
     detect = refs["detect"] = detect_flow(config.detect, workspace, force=forced("detect"), ingest=ingest)
+    if not wanted("finetune"):
+        return refs
     finetune = refs["finetune"] = finetune_flow(config.finetune, workspace, force=forced("finetune"), ingest=ingest)
+    if not wanted("extract"):
+        return refs
     extract = refs["extract"] = extract_flow(config.extract, workspace, force=forced("extract"), ingest=ingest,
                                              detect=detect, finetune=finetune)
+    if not wanted("train"):
+        return refs
     models: dict[str, StageRef] = {}
     for variant in config.heads:
         models[variant] = refs[f"train:{variant}"] = train_flow(
             head_config(config.train, variant), workspace, force=forced("train"), ingest=ingest, extract=extract)
-    if config.acfb:
+    if config.acfb and wanted("acfb"):
         models["acfb"] = refs["acfb"] = acfb_flow(
             config.train.model_copy(update={"head": "acfb"}), workspace, force=forced("acfb"), ingest=ingest,
             extract=extract, acar=models["acar"])
+    if not wanted("evaluate"):
+        return refs
     for name, model in models.items():
         refs[f"evaluate:{name}"] = evaluate_flow(config.evaluate, workspace, force=forced("evaluate"), model=model,
                                                  ingest=ingest, extract=extract)

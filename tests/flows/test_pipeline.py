@@ -19,8 +19,9 @@ TINY = dict(videos=2, seconds=12, actors_min=2, actors_max=2, alarm_fraction=1.0
 
 def test_pipeline_synth_then_ingest(prefect_harness: str, tmp_path: Path, no_gpus: None) -> None:
     ws = str(tmp_path / "ws")
-    config = PipelineConfig(synth=SynthConfig(**TINY))
+    config = PipelineConfig(synth=SynthConfig(**TINY), stop_after="ingest")
     refs = pipeline_flow(config, ws)
+    assert set(refs) == {"synth", "ingest"}
     synth, ingest = refs["synth"], refs["ingest"]
     assert not synth.reused and not ingest.reused
     assert ingest.upstream == {"synth": synth.key}
@@ -35,7 +36,7 @@ def test_pipeline_synth_then_ingest(prefect_harness: str, tmp_path: Path, no_gpu
     assert again["synth"].reused and again["ingest"].reused and again["ingest"].key == ingest.key
 
     # A changed upstream (different synth seed) is noticed downstream: new ingest identity.
-    changed = pipeline_flow(PipelineConfig(synth=SynthConfig(**TINY, seed=1)), ws)
+    changed = pipeline_flow(PipelineConfig(synth=SynthConfig(**TINY, seed=1), stop_after="ingest"), ws)
     assert changed["synth"].key != synth.key
     assert not changed["ingest"].reused and changed["ingest"].key != ingest.key
     assert changed["ingest"].upstream == {"synth": changed["synth"].key}
