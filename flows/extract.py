@@ -26,7 +26,6 @@ from flows.ingest import annotation_files, videos_of
 from flows.runtime import default_task_runner, make_video_task, map_videos, reuse_or_begin, summarise, work_inputs
 from flows.workspace import StageRef, Workspace, join, local_path
 from stad_core.banks import ActorRows, BankSpec, ContextMaps, FeatureBankWriter
-from stad_core.errors import StadError
 from stad_core.extract import ExtractConfig, VideoJob, extract_features
 from storage import open_bank
 
@@ -109,13 +108,13 @@ def _slot(device: str) -> Iterator[None]:
 
 
 def extract_video(*, video_id: str, stage_uri: str, device: str, config: ExtractConfig, finetune_uri: str,
-                  detections: str, path: str, force: bool) -> dict[str, int]:
+                  detections: str, path: str, force: bool, time_offset: float = 0.0) -> dict[str, int]:
     """Extract one video's actor rows (and context maps) into the stage's banks."""
     banks = {"long_term": open_bank(join(stage_uri, LONG_TERM), "a")}
     if config.context_grid is not None:
         banks["context"] = open_bank(join(stage_uri, CONTEXT), "a")
     writers = {k: _Rewrite(b) if force else b for k, b in banks.items()}
-    job = VideoJob(video_id, path, _detections(detections).get(video_id, []))
+    job = VideoJob(video_id, path, _detections(detections).get(video_id, []), time_offset=time_offset)
     with _slot(device):
         summary = extract_features([job], _backbone(finetune_uri), writers["long_term"], config,
                                    context_writer=writers.get("context"), device=device)
@@ -160,9 +159,8 @@ def extract_flow(
     done = reuse_or_begin(ws, planned, force=force)
     if done is not None:
         return done
-    if annotation_files(ingest).time_offset != 0:
-        raise StadError("extract: time_offset != 0 (annotation seconds differ from video seconds) is not supported "
-                        "by stad_core.extract yet; cut the videos so annotation second t is video second t")
+    # Annotation second t is video second t - time_offset (AVA's 15-minute cuts: 900).
+    time_offset = float(annotation_files(ingest).time_offset)
     dets = _detections(detections_uri(detect))
     videos = [v for v in videos_of(ingest) if v.video_id in dets]
     source = next((d.source for v in videos for d in dets[v.video_id]), "none")
@@ -174,7 +172,7 @@ def extract_flow(
         config_hash=planned.config_hash, code_version=planned.code_version, inputs=work_inputs(planned),
         force=force, gpu=True,
         params={"config": config, "finetune_uri": finetune.uri, "detections": detections_uri(detect), "force": force},
-        per_video={v.video_id: {"path": v.path} for v in videos},
+        per_video={v.video_id: {"path": v.path, "time_offset": time_offset} for v in videos},
     )
     counts = summarise(results)
     counts["context"] = int(config.context_grid is not None)
