@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -612,7 +612,7 @@ def decode_frames_at(path: str | Path, times: Sequence[float], *, short_side: in
 
 def write_video(
     path: str | Path,
-    frames: np.ndarray | torch.Tensor,
+    frames: np.ndarray | torch.Tensor | Iterable[np.ndarray],
     *,
     fps: float = 30.0,
     times: Sequence[float] | np.ndarray | None = None,
@@ -620,38 +620,59 @@ def write_video(
     keyframe_interval: int | None = None,
     options: dict[str, str] | None = None,
 ) -> Path:
-    """Encode uint8 RGB ``frames [T, H, W, 3]`` (even ``H`` and ``W``) into a video file.
+    """Encode uint8 RGB frames (``[T, H, W, 3]``, or any iterable of ``[H, W, 3]``; even ``H``, ``W``).
 
-    For synthetic datasets, demos and tests. With ``times`` (seconds, strictly increasing, ``[T]``)
-    each frame gets exactly that presentation time on a 1/1000 s clock -- a variable-frame-rate
-    file; otherwise frames are ``1 / fps`` apart. The container follows the file extension.
+    An iterable is encoded as it is produced (one frame in memory at a time: synthetic rendering).
+    With ``times`` (seconds, strictly increasing, one per frame) each frame gets exactly that
+    presentation time on a 1/1000 s clock -- a variable-frame-rate file; otherwise frames are
+    ``1 / fps`` apart. The container follows the file extension. ``options={"threads": "1"}`` also
+    pins the encoder to one thread (reproducible output). A failure removes the partial file.
     """
     path = Path(path)
-    data = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
-    if data.ndim != 4 or data.shape[-1] != 3 or data.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 [T, H, W, 3], got {data.dtype} {list(data.shape)}")
+    if isinstance(frames, torch.Tensor):
+        frames = frames.numpy()
     if times is not None:
         times_arr = np.asarray(times, dtype=np.float64)
-        if times_arr.shape != (data.shape[0],) or np.any(np.diff(times_arr) <= 0):
+        if times_arr.ndim != 1 or np.any(np.diff(times_arr) <= 0):
             raise ValueError("times must give one strictly increasing time per frame")
         time_base = Fraction(1, 1000)
         pts = np.round(times_arr / float(time_base)).astype(np.int64)
         if np.any(np.diff(pts) <= 0):
             raise ValueError("times must be at least 1 ms apart")
+        if isinstance(frames, np.ndarray) and len(frames) != len(pts):
+            raise ValueError("times must give one strictly increasing time per frame")
     else:
         time_base = 1 / Fraction(fps).limit_denominator(100_000)
-        pts = np.arange(data.shape[0], dtype=np.int64)
+        pts = None
     rate = Fraction(fps).limit_denominator(100_000)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=rate, options=dict(options or {}))
-        stream.width, stream.height = int(data.shape[2]), int(data.shape[1])
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = time_base
-        if keyframe_interval is not None:
-            stream.codec_context.gop_size = keyframe_interval
-        for image, ts in zip(data, pts, strict=True):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            frame.pts, frame.time_base = int(ts), time_base
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    options = dict(options or {})
+    stream = None
+    try:
+        with av.open(str(path), mode="w") as container:
+            for i, image in enumerate(frames):
+                image = np.asarray(image)
+                if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+                    raise ValueError(f"frames must be uint8 [H, W, 3] each, got {image.dtype} {list(image.shape)}")
+                if stream is None:
+                    stream = container.add_stream(codec, rate=rate, options=options)
+                    stream.width, stream.height = int(image.shape[1]), int(image.shape[0])
+                    stream.pix_fmt = "yuv420p"
+                    stream.codec_context.time_base = time_base
+                    if "threads" in options:
+                        stream.codec_context.thread_count = int(options["threads"])
+                    if keyframe_interval is not None:
+                        stream.codec_context.gop_size = keyframe_interval
+                if pts is not None and i >= len(pts):
+                    raise ValueError("times must give one strictly increasing time per frame")
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                frame.pts, frame.time_base = (int(pts[i]) if pts is not None else i), time_base
+                container.mux(stream.encode(frame))
+            if stream is None:
+                raise ValueError("frames must hold at least one frame")
+            if pts is not None and i + 1 != len(pts):
+                raise ValueError("times must give one strictly increasing time per frame")
+            container.mux(stream.encode(None))
+    except BaseException:
+        path.unlink(missing_ok=True)  # never leave a half-written file that looks complete
+        raise
     return path

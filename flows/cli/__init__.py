@@ -48,10 +48,11 @@ def _register_all() -> None:
 _register_all()
 
 
-def main() -> None:
-    """Console-script entry point: usage errors are click's; ``StadError`` becomes one line + exit 1."""
+def main(cli: typer.Typer | None = None, prog_name: str | None = None) -> None:
+    """Run ``cli`` (default: the ``stad`` app): usage errors are click's; ``StadError`` becomes one
+    line on stderr and exit status 1."""
     try:
-        app()
+        (cli or app)(prog_name=prog_name)
     except StadError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -314,15 +314,6 @@ def stage_main(stage: str) -> None:
     ) -> None:
         _run_command(stage, config, overrides, workspace, force, dask, gpu_fallback, workers)
 
-    # Same contract as flows.cli.main: a StadError is one line on stderr and exit status 1.
-    import sys
+    from flows.cli import main
 
-    from rich.console import Console
-
-    from stad_core.errors import StadError
-
-    try:
-        single(prog_name=f"python -m flows.{stage}")
-    except StadError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+    main(single, prog_name=f"python -m flows.{stage}")
