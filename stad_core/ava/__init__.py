@@ -10,10 +10,12 @@ from stad_core.ava.csv_io import read_ava_csv, read_exclusions, write_ava_csv, w
 from stad_core.ava.frame_lists import FrameList, read_frame_list, write_frame_list
 from stad_core.ava.keys import AvaFormatError, KeyframeKey, image_key
 from stad_core.ava.labelmap import LabelMap, read_labelmap, write_labelmap
+from stad_core.ava.lean import read_detections_lean
 from stad_core.ava.proposals import KeyframeDetections, group_by_keyframe, read_proposals, write_proposals
 from stad_core.ava.table import AvaTable
 
 __all__ = [
+    "read_detections_lean",
     "AvaFormatError",
     "AvaTable",
     "FrameList",

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stad_core.ava import read_ava_csv, read_exclusions, read_labelmap
+from stad_core.ava import read_ava_csv, read_detections_lean, read_exclusions, read_labelmap
 from stad_core.ava.keys import AvaFormatError
 from stad_core.errors import StadError
-from stad_core.evaluation.detections_io import read_detections_lean
 from stad_core.evaluation.frame_map import FrameMapResult, evaluate_frame_map
 from stad_core.evaluation.rules import rules_for
 

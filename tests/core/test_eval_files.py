@@ -130,7 +130,7 @@ def test_variants_on_files(files):
 
 def test_lean_detection_loader_matches_the_reader_or_declines(files, tmp_path):
     from stad_core.ava import read_ava_csv
-    from stad_core.evaluation.detections_io import read_detections_lean
+    from stad_core.ava import read_detections_lean
 
     lean = read_detections_lean(files["detections"])
     full = read_ava_csv(files["detections"], kind="detections", validate_boxes=False)

@@ -1,8 +1,7 @@
-"""A lean loader for large AVA detection CSVs (the evaluation hot path).
+"""A lean loader for large AVA detection CSVs (the evaluation hot path: ~11M rows on AVA val).
 
-Stopgap adapter until ``stad_core.ava.read_ava_csv`` can do the same: it streams the file through
-pyarrow's CSV reader (the same parser and options as ``read_ava_csv``) block by block into
-preallocated numpy arrays, and leaves out the columns evaluation never reads (person ids and line
+The fast path next to ``read_ava_csv``: it streams the file through pyarrow's CSV reader (the same
+parser and options) block by block into preallocated numpy arrays, and leaves out the columns evaluation never reads (person ids and line
 numbers become zero-cost broadcast views). On an 11M-row file that keeps peak memory near the
 size of the final arrays (~52 bytes a row) instead of arrow table + numpy copies.
 
