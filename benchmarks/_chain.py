@@ -47,14 +47,15 @@ class ChainConfig:
     keyframe_margin: int = 1  # first keyframe second; 1 (not the demo's 2) adds bank rows during early alarms
     width: int = 8  # tiny SlowFast: slow stem width 8 -> 256 + 32 = 288 channels
     blocks: tuple[int, int, int, int] = (1, 1, 1, 1)
-    num_frames: int = 16  # 16 x 1 at 10 fps = 1.6 s; 8 x 2 aliases the 4 Hz alarm blink away (see heads.md)
+    num_frames: int = 16  # 16 x 1 at 10 fps = 1.6 s (all frames: the Fast pathway sees every motion step)
     stride: int = 1
     context_grid: int = 8
-    ft_epochs: int = 1
+    ft_epochs: int = 2
     ft_batch_size: int = 8
     ft_lr: float = 0.05
-    ft_max_clips: int | None = 448  # fine-tune on an even subset of the training keyframes
+    ft_max_clips: int | None = None  # fine-tune on an even subset of the training keyframes (None: all)
     ft_seed: int = 0
+    ft_videos: int | None = None  # fine-tune on the training keyframes of the first N videos only (None: all)
 
     def backbone_knobs(self) -> dict[str, object]:
         return {"width": self.width, "blocks": self.blocks}
@@ -79,6 +80,8 @@ class ChainConfig:
                                 self.ft_max_clips, self.ft_seed]
         if self.keyframe_margin != 2:  # (added later: the default keeps the caches made before it)
             fields.append(self.keyframe_margin)
+        if self.ft_videos is not None:
+            fields.append(["ft_videos", self.ft_videos])
         text = json.dumps(fields)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -144,6 +147,9 @@ def ensure_backbone(ds: Dataset, work: Path, cfg: ChainConfig) -> tuple[torch.nn
     model = ActorClassifier(build_backbone(BACKBONE, **cfg.backbone_knobs()), num_classes=len(ds.label_map.ids))
     if not final.is_file():
         samples = actor_samples(ds.train, {k: str(v) for k, v in ds.video_paths.items()}, list(ds.label_map.ids))
+        if cfg.ft_videos is not None:  # a fixed backbone budget however many videos the heads get
+            first = set(sorted(ds.video_paths)[: cfg.ft_videos])
+            samples = [s for s in samples if s.video_id in first]
         if cfg.ft_max_clips is not None and len(samples) > cfg.ft_max_clips:
             pick = np.linspace(0, len(samples) - 1, cfg.ft_max_clips).round().astype(int)
             samples = [samples[i] for i in pick]

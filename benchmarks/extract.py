@@ -7,7 +7,7 @@ quality -- on a synthetic dataset (generated with the ``demo`` preset if DIR has
            of a fine-tuned tiny detector on the val videos, and val frame-mAP (per class group) of a
            fine-tuned tiny SlowFast + linear RoI head with ground-truth boxes.
 
-    python benchmarks/extract.py speed [--videos 4 --seconds 12 --width 16 --frames 16]
+    python benchmarks/extract.py speed [--videos 8 --seconds 30 --width 16 --frames 16]
     python benchmarks/extract.py quality --data /tmp/synth-demo [--det-epochs 12 --epochs 8]
 """
 
@@ -162,8 +162,8 @@ def quality(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["speed", "quality"])
-    parser.add_argument("--videos", type=int, default=4)
-    parser.add_argument("--seconds", type=int, default=12)
+    parser.add_argument("--videos", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--width", type=int, default=16, help="slow-pathway stem width of the tiny SlowFast")
     parser.add_argument("--alpha", type=int, default=4)
     parser.add_argument("--frames", type=int, default=16)

@@ -1,10 +1,10 @@
 """Relation-head benchmark: every head x several seeds on the synthetic dataset's banks.
 
-    python benchmarks/heads.py --data /tmp/hb/data2 --work /tmp/hb/work --seeds 0 1 2   # default run
+    python benchmarks/heads.py                        # default: 64 videos, seeds 0 1 2 (~1 h on 2 CPU cores)
     # the same, one process per seed (1 torch thread each), then the pooled table:
     for s in 0 1 2; do python benchmarks/heads.py --seeds $s --json s$s.json & done; wait
     python benchmarks/heads.py --merge s0.json s1.json s2.json
-    python benchmarks/heads.py --data /tmp/hb/q --work /tmp/hb/qwork --quick            # small, fast
+    python benchmarks/heads.py --data /tmp/q --work /tmp/qwork --quick   # small, fast
 
 Chain (``benchmarks/_chain.py``, cached under ``--work``): synthetic dataset -> fine-tuned tiny
 SlowFast -> zarr long-term bank (a row per actor and annotated second) + context bank (pooled map per
@@ -90,7 +90,7 @@ def base_config(args: argparse.Namespace, chain: Chain) -> dict[str, Any]:
         norm_groups=min(32, args.latent // 4), optimizer="adamw", lr=args.lr, weight_decay=1e-4,
         schedule="cosine", warmup_epochs=0.5, epochs=args.epochs, batch_size=args.batch_size,
         window_width=args.window, window_per_second=args.per_second,
-    )
+    ) | dict(kv.split("=", 1) for kv in args.set)  # TrainConfig validates and converts the strings
 
 
 def _val_keyframes(chain: Chain) -> list[tuple[str, float]]:
@@ -218,8 +218,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--per-second", type=int, default=5, help="long-term rows per second")
     p.add_argument("--clip", default="16x1", help="clip sampling FRAMESxSTRIDE (10 fps: 8x2 and 16x1 are 1.6 s)")
     p.add_argument("--keyframe-margin", type=int, default=1, help="synthetic dataset's keyframe_margin")
-    p.add_argument("--ft-epochs", type=int, default=None)
-    p.add_argument("--ft-max-clips", type=int, default=None)
+    p.add_argument("--ft-epochs", type=int, default=None, help="backbone fine-tuning epochs (default 5; quick 1)")
+    p.add_argument("--ft-videos", type=int, default=None,
+                   help="fine-tune the backbone on the training keyframes of the first N videos only (default 24)")
+    p.add_argument("--ft-max-clips", type=int, default=None,
+                   help="fine-tune on this many training keyframes, evenly picked (default: all; quick 96)")
+    p.add_argument("--acfb-init", choices=["acar", "scratch"], default="acar",
+                   help="ACFB starts from that seed's trained ACAR head, or from scratch")
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="extra TrainConfig fields for every head (e.g. actor_location=false)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 was fastest on the shared 2-core machine)")
     p.add_argument("--re-extract", action="store_true", help="re-run extraction (resumes per video by input hash)")
     p.add_argument("--json", type=Path, default=None, help="also write every run's numbers here")
@@ -232,13 +239,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quick = args.quick
     args.seeds = args.seeds or ([0] if quick else [0, 1, 2])
-    args.epochs = args.epochs or (3 if quick else 4)
+    args.epochs = args.epochs or (3 if quick else 8)
     frames, stride = (int(x) for x in args.clip.split("x"))
     cfg = ChainConfig(
-        videos=args.videos or (8 if quick else 24), keyframe_margin=args.keyframe_margin,
+        videos=args.videos or (8 if quick else 64), keyframe_margin=args.keyframe_margin,
         num_frames=frames, stride=stride,
-        ft_epochs=args.ft_epochs or 1,
-        ft_max_clips=args.ft_max_clips if args.ft_max_clips is not None else (96 if quick else 448),
+        ft_epochs=args.ft_epochs or (1 if quick else 5),
+        ft_max_clips=args.ft_max_clips if args.ft_max_clips is not None else (96 if quick else None),
+        ft_videos=args.ft_videos if args.ft_videos is not None else (None if quick else 24),
     )
     wall = time.perf_counter()
     chain = build_chain(args.data, args.work, cfg, force_extract=args.re_extract)
@@ -264,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stage_times["acfb_bank"] = stage_times.get("acfb_bank", 0.0) + sec
                 run = train_and_score(name, seed, args, chain, classes,
                                       BankSet(tr.actors, tr.context, ac_train), BankSet(va.actors, va.context, ac_val),
-                                      actor_context_dim=ac_dim, init_state=acar.state)
+                                      actor_context_dim=ac_dim,
+                                      init_state=acar.state if args.acfb_init == "acar" else None)
             else:
                 run = train_and_score(name, seed, args, chain, classes, train_banks, val_banks)
             results[name].append(run)

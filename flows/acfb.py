@@ -97,6 +97,10 @@ def latest_acar(ws: Workspace) -> StageRef:
     raise StadError(f"acfb needs a trained ACAR head in {ws.root}: run `stad run train head=acar` first")
 
 
+#: TrainConfig fields that shape the ACAR part of an ACFB head (taken from the ACAR head it starts from)
+ACAR_ARCHITECTURE = ("latent_dim", "reduced_dim", "depth", "norm_groups", "actor_location")
+
+
 @flow(name="acfb", log_prints=True, task_runner=default_task_runner())
 def acfb_flow(
     config: TrainConfig = TrainConfig(head="acfb"),
@@ -123,9 +127,11 @@ def acfb_flow(
         clip_num_frames=banks.actors.spec.clip_num_frames, clip_stride=banks.actors.spec.clip_stride,
         detector_source=banks.actors.spec.detector_source, code_version=banks.actors.spec.code_version,
     )
-    # ACFB reads the ACAR head's actor-context features, so their width fixes actor_context_dim.
+    # ACFB reads the ACAR head's actor-context features, so their width fixes actor_context_dim; it
+    # starts from that head's weights, so its ACAR part takes that head's architecture.
     effective = effective_config(config.model_copy(update={"head": "acfb"}), banks, data.classes)
-    effective = effective.model_copy(update={"actor_context_dim": spec.feature_dim})
+    acar_arch = {k: getattr(trained.config, k) for k in ACAR_ARCHITECTURE}
+    effective = effective.model_copy(update={"actor_context_dim": spec.feature_dim, **acar_arch})
     planned = ws.plan(STAGE, effective, upstream=[ingest, extract, acar])
     done = reuse_or_begin(ws, planned, force=force)
     if done is not None:

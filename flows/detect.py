@@ -4,7 +4,10 @@ Sources: ``groundtruth`` (the oracle setting papers report: every distinct annot
 ``proposals`` (an AVA CSV with scores or an MMAction2 pickle), ``detector`` (a torchvision person
 detector from local weights, GPU-declared). One task per video writes ``parts/<video>.parquet``; the
 flow then concatenates the parts into ``detections.parquet`` with columns
-``video_id, t, x1, y1, x2, y2, score, source`` (t in annotation seconds, boxes normalised xyxy).
+``video_id, t, x1, y1, x2, y2, score, source, person_id`` (t in annotation seconds, boxes normalised
+xyxy; ``person_id`` is null where the source has no identities -- proposals, detectors -- and the
+AVA person id for ground truth, so extracted banks carry who is who). Files written before the
+column existed read as having no ids.
 
 Run alone: ``stad run detect -c configs/detect.yaml`` (uses the workspace's latest ingest output).
 """
@@ -19,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -37,6 +41,7 @@ DETECTIONS = "detections.parquet"
 SCHEMA = pa.schema([
     ("video_id", pa.string()), ("t", pa.float64()), ("x1", pa.float32()), ("y1", pa.float32()),
     ("x2", pa.float32()), ("y2", pa.float32()), ("score", pa.float32()), ("source", pa.string()),
+    ("person_id", pa.int64()),  # nullable: null = the source has no ids; -1 = this id is unknown
 ])
 
 
@@ -59,16 +64,23 @@ class DetectStageConfig(StageConfig):
 
 
 def write_detections(path: Path, detections: Sequence[KeyframeDetections]) -> int:
-    """One parquet row per box (sorted by time; a keyframe without boxes has no row)."""
+    """One parquet row per box (sorted by time; a keyframe without boxes has no row).
+
+    ``person_id`` holds each keyframe's ``person_ids``, or nulls for keyframes that have none.
+    """
     items = sorted(detections, key=lambda d: (d.key.video_id, d.key.timestamp))
     n = [len(d) for d in items]
     boxes = np.concatenate([d.boxes for d in items]) if items else np.zeros((0, 4), np.float32)
+    ids = np.concatenate([np.zeros(len(d), np.int64) if d.person_ids is None else d.person_ids for d in items]) \
+        if items else np.zeros(0, np.int64)
+    no_ids = np.concatenate([np.full(len(d), d.person_ids is None) for d in items]) if items else np.zeros(0, bool)
     table = pa.table({
         "video_id": np.repeat([d.key.video_id for d in items], n).astype(str) if items else np.zeros(0, str),
         "t": np.repeat([float(d.key.timestamp) for d in items], n).astype(np.float64),
         "x1": boxes[:, 0], "y1": boxes[:, 1], "x2": boxes[:, 2], "y2": boxes[:, 3],
         "score": np.concatenate([d.scores for d in items]) if items else np.zeros(0, np.float32),
         "source": np.repeat([d.source for d in items], n).astype(str) if items else np.zeros(0, str),
+        "person_id": pa.array(ids, pa.int64(), mask=no_ids),
     }, schema=SCHEMA)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -78,9 +90,16 @@ def write_detections(path: Path, detections: Sequence[KeyframeDetections]) -> in
 
 
 def read_detections(path: str | Path) -> dict[str, list[KeyframeDetections]]:
-    """``detections.parquet`` -> video id -> per-keyframe boxes (time order)."""
-    table = pq.read_table(path, schema=SCHEMA)
-    cols = {name: table.column(name).to_numpy(zero_copy_only=False) for name in SCHEMA.names}
+    """``detections.parquet`` -> video id -> per-keyframe boxes (time order).
+
+    A keyframe's ``person_ids`` are None when all its rows have a null ``person_id`` (or the file
+    predates the column), else its ids with nulls read as -1.
+    """
+    table = pq.read_table(path, schema=SCHEMA)  # a column missing from an older file reads as nulls
+    cols = {name: table.column(name).to_numpy(zero_copy_only=False) for name in SCHEMA.names if name != "person_id"}
+    pid = table.column("person_id")
+    has_id = pid.is_valid().to_numpy(zero_copy_only=False)
+    ids = pc.fill_null(pid, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     boxes = np.stack([cols["x1"], cols["y1"], cols["x2"], cols["y2"]], axis=1).astype(np.float32)
     out: dict[str, list[KeyframeDetections]] = {}
     order = np.lexsort((cols["t"], cols["video_id"]))
@@ -92,8 +111,9 @@ def read_detections(path: str | Path) -> dict[str, list[KeyframeDetections]]:
             stop += 1
         rows = order[start:stop]
         vid, t = keys[start]
-        out.setdefault(vid, []).append(
-            KeyframeDetections(KeyframeKey(vid, int(round(t))), boxes[rows], cols["score"][rows], str(cols["source"][rows[0]])))
+        out.setdefault(vid, []).append(KeyframeDetections(
+            KeyframeKey(vid, int(round(t))), boxes[rows], cols["score"][rows], str(cols["source"][rows[0]]),
+            ids[rows] if has_id[rows].any() else None))
         start = stop
     return out
 

@@ -4,7 +4,8 @@ Outputs ``long_term.zarr`` (a row per detected actor and keyframe) and, when ``c
 set, ``context.zarr`` (a pooled clip map per keyframe). Resume is per video and the bank is the
 source of truth: a video counts as done only when its done marker carries this run's work key AND
 the bank(s) list it complete; a killed video has neither and is redone (bank writes are atomic
-per video, so the re-run's bank equals an uninterrupted run's).
+per video, so the re-run's bank equals an uninterrupted run's). Person ids travel with the
+detections (ground-truth boxes carry AVA's ids) into the bank's ``person_ids``; -1 where unknown.
 
 Run alone: ``stad run extract -c configs/extract.yaml`` (latest ingest, detect and finetune outputs).
 """

@@ -21,7 +21,7 @@ import torch
 from pydantic import Field
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from stad_core.ava.proposals import KeyframeDetections
+from stad_core.ava.proposals import KeyframeDetections, checked_person_ids
 from stad_core.banks import ActorRows, ContextMaps, FeatureBankWriter
 from stad_core.config import StageConfig
 from stad_core.models.actor_features import context_maps, roi_actor_features
@@ -47,12 +47,17 @@ class ExtractConfig(StageConfig):
 
 @dataclass
 class VideoJob:
-    """One video to extract: its file and the boxes of each keyframe (any order)."""
+    """One video to extract: its file and the boxes of each keyframe (any order).
+
+    Bank rows take their person ids from ``person_ids[t]`` when given, else from the keyframe's
+    ``KeyframeDetections.person_ids`` (ground truth carries them), else -1 (unknown).
+    """
 
     video_id: str
     path: str | Path
     keyframes: Sequence[KeyframeDetections]
-    #: optional person ids per keyframe second, aligned with that keyframe's boxes
+    #: optional person ids per keyframe second (``[N]`` int64, aligned with that keyframe's boxes);
+    #: overrides the keyframe's own ``person_ids``
     person_ids: Mapping[int, np.ndarray] = field(default_factory=dict)
     #: keyframe second ``t`` is video time ``t - time_offset`` (e.g. 900 for AVA clips cut at 15:00)
     time_offset: float = 0.0
@@ -68,7 +73,23 @@ class VideoJob:
             h.update(str(d.key.timestamp).encode())
             h.update(np.ascontiguousarray(d.boxes, np.float32).tobytes())
             h.update(np.ascontiguousarray(d.scores, np.float32).tobytes())
+            ids = self.keyframe_person_ids(d)
+            if ids is not None:  # only then: a job without ids keeps the hash its bank was written with
+                h.update(b"person_ids")
+                h.update(ids.tobytes())
         return h.hexdigest()[:16]
+
+    def keyframe_person_ids(self, detections: KeyframeDetections) -> np.ndarray | None:
+        """``[N]`` int64 ids of one keyframe's boxes (override first, then the detections' own);
+        None when there are none or all are -1 (unknown). ValueError when they do not fit the boxes."""
+        t = detections.key.timestamp
+        ids = self.person_ids.get(t)
+        if ids is None:
+            ids = detections.person_ids
+        if ids is None:
+            return None
+        ids = checked_person_ids(ids, len(detections), f"{self.video_id} keyframe {t}")
+        return ids if (ids >= 0).any() else None
 
 
 @dataclass
@@ -109,7 +130,9 @@ class _ClipStream(IterableDataset):
             return batch
 
         for job_index, path, times, offset in mine:
-            clips = decode_clips(path, [t - offset for t in times], c.num_frames, c.stride, short_side=c.short_side)
+            # In a worker, one decoder thread: FFmpeg's own threads would compete with the backbone.
+            clips = decode_clips(path, [t - offset for t in times], c.num_frames, c.stride, short_side=c.short_side,
+                                 threads=0 if info is None else 1)
             for position, (_, clip) in enumerate(clips):  # yielded in time order = order of ``times``
                 if buf and buf[0][3].shape != clip.shape:
                     yield flush()
@@ -215,8 +238,9 @@ def extract_features(
         boxes = np.concatenate([by_t[t].boxes for t in ts]).astype(np.float32) if ts else np.zeros((0, 4), np.float32)
         scores = np.concatenate([by_t[t].scores for t in ts]).astype(np.float32) if ts else np.zeros(0, np.float32)
         stamps = np.concatenate([np.full(len(by_t[t]), float(t)) for t in ts]) if ts else np.zeros(0)
+        known = [job.keyframe_person_ids(by_t[t]) for t in ts]
         pids = np.concatenate([
-            np.asarray(job.person_ids.get(t, np.full(len(by_t[t]), -1)), np.int64) for t in ts
+            np.full(len(by_t[t]), -1, np.int64) if ids is None else ids for t, ids in zip(ts, known, strict=True)
         ]) if ts else np.zeros(0, np.int64)
         source = frames[0].source if frames else "none"
         meta = {"input_hash": ihash}

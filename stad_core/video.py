@@ -593,14 +593,16 @@ def decode_clips(
     stride: int,
     *,
     short_side: int | None = None,
+    threads: int = 0,
     on_progress: ProgressFn | None = None,
 ) -> Iterator[tuple[float, torch.Tensor]]:
     """Many clips of one video in one forward pass; yields ``(t, clip)`` sorted by ``t``.
 
     Each clip is uint8 ``[num_frames, H, W, 3]`` exactly as ``decode_clip`` would return it.
-    The file stays open until the iterator is exhausted or closed.
+    The file stays open until the iterator is exhausted or closed. ``threads``: decoder threads
+    (0: FFmpeg chooses; 1 keeps a background decoder off the cores a model is using).
     """
-    with VideoReader(path) as reader:
+    with VideoReader(path, threads=threads) as reader:
         yield from reader.clips(times, num_frames, stride, short_side=short_side, on_progress=on_progress)
 
 

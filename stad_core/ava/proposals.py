@@ -32,21 +32,31 @@ class KeyframeDetections:
         boxes: ``[N, 4]`` float32 normalised ``x1, y1, x2, y2``.
         scores: ``[N]`` float32 person scores (1.0 where the source had none).
         source: where they came from (a file path, detector name or ``"groundtruth"``).
+        person_ids: ``[N]`` int64 person ids aligned with ``boxes`` (-1 = unknown), or None when
+            the source has no identities (proposals, detectors).
     """
 
     key: KeyframeKey
     boxes: np.ndarray
     scores: np.ndarray
     source: str = "<memory>"
+    person_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
         if len(self.scores) != len(self.boxes):
             raise ValueError(f"{self.key}: {len(self.boxes)} boxes but {len(self.scores)} scores")
+        if self.person_ids is not None:
+            self.person_ids = checked_person_ids(self.person_ids, len(self.boxes), str(self.key))
 
     def __len__(self) -> int:
         return len(self.boxes)
+
+    def select(self, rows: np.ndarray) -> KeyframeDetections:
+        """The boxes picked by a boolean mask ``[N]`` or an index array, ids kept aligned."""
+        ids = None if self.person_ids is None else self.person_ids[rows]
+        return KeyframeDetections(self.key, self.boxes[rows], self.scores[rows], self.source, ids)
 
     def above(self, score_threshold: float, *, keep_top_box: bool = True) -> KeyframeDetections:
         """Boxes scoring ``>= score_threshold``; with ``keep_top_box`` the best box(es) stay even
@@ -54,8 +64,22 @@ class KeyframeDetections:
         if len(self) == 0:
             return self
         threshold = min(score_threshold, float(self.scores.max())) if keep_top_box else score_threshold
-        keep = self.scores >= threshold
-        return KeyframeDetections(self.key, self.boxes[keep], self.scores[keep], self.source)
+        return self.select(self.scores >= threshold)
+
+
+def checked_person_ids(ids: object, n: int, where: str) -> np.ndarray:
+    """``ids`` as a ``[n]`` int64 array (-1 = unknown); ValueError naming ``where`` when they do not
+    fit ``n`` boxes, are not integers, or are below -1."""
+    arr = ids if isinstance(ids, np.ndarray) else np.asarray(ids)
+    if arr.dtype.kind not in "iu" and arr.size:  # dtype.kind: cheap, this runs once per keyframe
+        raise ValueError(f"{where}: person ids must be integers (-1 for unknown), got {arr.dtype}")
+    if arr.dtype != np.int64 or arr.ndim != 1:
+        arr = arr.astype(np.int64).reshape(-1)
+    if len(arr) != n:
+        raise ValueError(f"{where}: {n} boxes but {len(arr)} person ids")
+    if arr.size and arr.min() < -1:
+        raise ValueError(f"{where}: person id {int(arr.min())} is below -1 (-1 means unknown)")
+    return arr
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
@@ -120,7 +144,9 @@ def group_by_keyframe(table: AvaTable, *, source: str | None = None) -> dict[Key
     """Group a detections table's rows into per-keyframe boxes, in file order within a keyframe.
 
     Rows repeating a box of the same keyframe (8-column result CSVs have one row per action) are
-    merged, keeping the highest score. Timestamps must be whole seconds.
+    merged, keeping the highest score and the first row's person id. Timestamps must be whole
+    seconds. ``person_ids`` are filled when the table has a person id column (any id other than
+    -1, e.g. 8-column ground truth) and left None otherwise (proposals, detections).
     """
     source = source or table.source
     if len(table) == 0:
@@ -130,6 +156,7 @@ def group_by_keyframe(table: AvaTable, *, source: str | None = None) -> dict[Key
         r = int(np.argmax(fractional))
         raise AvaFormatError(table.source, f"timestamp {table.timestamp[r]!r} is not a whole second", line=int(table.line[r]) or None)
     scores = table.score if table.score is not None else np.ones(len(table))
+    ids = table.person_id if _has_person_ids(table.person_id) else None
     key_video, key_time, inverse = table.keyframe_groups()
     # Merge duplicate (keyframe, box) rows; first-occurrence order keeps file order.
     combined = np.column_stack([inverse.astype(np.float64), table.boxes])
@@ -147,8 +174,18 @@ def group_by_keyframe(table: AvaTable, *, source: str | None = None) -> dict[Key
     for k in range(len(key_video)):
         sl = slice(bounds[k], bounds[k + 1])
         key = KeyframeKey(str(table.videos[key_video[k]]), int(key_time[k]))
-        out[key] = KeyframeDetections(key, table.boxes[rows[sl]], merged_score[sl], source)
+        out[key] = KeyframeDetections(key, table.boxes[rows[sl]], merged_score[sl], source,
+                                      None if ids is None else ids[rows[sl]])
     return out
+
+
+def _has_person_ids(column: np.ndarray) -> bool:
+    """Whether a table's person id column carries any id (files without one hold only -1)."""
+    if len(column) == 0:
+        return False
+    if column.strides == (0,):  # the reader's broadcast view for a missing column: one value
+        return bool(column[0] >= 0)
+    return bool((column >= 0).any())
 
 
 def read_proposals(

@@ -20,5 +20,9 @@ def imported_proposals(
 
 
 def groundtruth_boxes(table: AvaTable) -> dict[KeyframeKey, KeyframeDetections]:
-    """Every distinct ground-truth box per keyframe (one per person, however many actions), score 1."""
+    """Every distinct ground-truth box per keyframe (one per person, however many actions), score 1.
+
+    ``person_ids`` carry the file's AVA person ids (8-column ground truth; -1 where an id was
+    unusable) so extracted banks know who is who; a 7-column file without ids gives None.
+    """
     return group_by_keyframe(table, source=GROUNDTRUTH_SOURCE)

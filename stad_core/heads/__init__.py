@@ -15,7 +15,7 @@ from stad_core.errors import ConfigError
 from stad_core.heads.acar import ACARHead, HR2OLayer
 from stad_core.heads.acfb import ACFBHead
 from stad_core.heads.acrn import ACRNHead
-from stad_core.heads.inputs import HeadInputs, actor_slots, masked_softmax, pad_by_clip
+from stad_core.heads.inputs import HeadInputs, actor_slots, box_masks, masked_softmax, pad_by_clip
 from stad_core.heads.lfb import FBOName, LFBHead, NonLocalBlock
 from stad_core.heads.linear import LinearHead
 
@@ -53,12 +53,14 @@ def build_head(
     num_layers: int = 2,
     depth: int = 1,
     norm_groups: int = 32,
+    actor_location: bool = True,
 ) -> nn.Module:
     """Build the head ``name``; arguments a head does not use are ignored, missing dims are errors."""
     if name == "linear":
         return LinearHead(actor_dim, num_classes, mlp_hidden=mlp_hidden)
     if name == "acrn":
-        return ACRNHead(actor_dim, _need(name, "context_dim", context_dim), num_classes, relation_dim=relation_dim)
+        return ACRNHead(actor_dim, _need(name, "context_dim", context_dim), num_classes, relation_dim=relation_dim,
+                        actor_location=actor_location)
     if name == "lfb":
         return LFBHead(
             actor_dim,
@@ -77,6 +79,7 @@ def build_head(
             latent_dim=latent_dim,
             depth=depth,
             norm_groups=norm_groups,
+            actor_location=actor_location,
         )
     if name == "acfb":
         return ACFBHead(
@@ -88,6 +91,7 @@ def build_head(
             latent_dim=latent_dim,
             depth=depth,
             norm_groups=norm_groups,
+            actor_location=actor_location,
         )
     raise ConfigError(f"unknown head {name!r}; expected one of {', '.join(HEADS)}")
 
@@ -105,6 +109,7 @@ __all__ = [
     "LinearHead",
     "NonLocalBlock",
     "actor_slots",
+    "box_masks",
     "build_head",
     "masked_softmax",
     "pad_by_clip",

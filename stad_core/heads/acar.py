@@ -2,8 +2,8 @@
 
 1. First-order actor-context features: the clip's context map is reduced by a 1x1 conv
    (C -> reduced_dim, 2304 -> 1024 for SlowFast R50), each actor's vector is tiled over it and
-   concatenated, then a 1x1 and a 3x3 conv (each with ReLU) map every position to ``latent_dim``
-   (512), and a 2x2 max-pool halves the map: ``F_i`` [E, h', w'] per actor.
+   concatenated, then a 1x1 and a 3x3 conv (each with a per-position LayerNorm and ReLU) map every position to
+   ``latent_dim`` (512), and a 2x2 max-pool halves the map: ``F_i`` [E, h', w'] per actor.
 2. HR2O (high-order relation operator): at every spatial position, each actor of a clip attends over
    all actors of the same clip (query/key/value 3x3 convs, scaled dot-product); the result goes
    through GroupNorm -> ReLU -> 1x1 conv -> dropout and is added back to ``F_i``. ``depth`` layers.
@@ -14,8 +14,8 @@ batch of many clips gives each actor the output it gets when its clip runs alone
 implementation can only run one clip per GPU for want of this). Every other step is per actor, and
 GroupNorm normalises each actor's map on its own, so no statistic crosses actors.
 
-ACFB (actor-context feature bank) is the same network whose HR2O layers also take keys/values from a
-window of stored first-order features (see ``ACFBHead`` and docs/heads.md).
+ACFB (actor-context feature bank) is the same network whose actors also attend over a window of stored
+first-order features (see ``ACFBHead`` and docs/heads.md).
 """
 
 from __future__ import annotations
@@ -26,57 +26,37 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from stad_core.heads.inputs import HeadInputs, masked_softmax, pad_by_clip
+from stad_core.heads.inputs import HeadInputs, box_masks, masked_softmax, pad_by_clip
+
+
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over the channels at every position of a map: [N, C, h, w] -> [N, C, h, w]."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class HR2OLayer(nn.Module):
-    """Attention across the actors of each clip at every spatial position (+ optional bank keys).
+    """Attention across the actors of each clip at every spatial position: x [N, E, h, w] -> [N, E, h, w]."""
 
-    x: [N, E, h, w] per actor -> [N, E, h, w]. With ``bank_dim`` set, each position also attends to
-    the clip's bank rows [B, L2, bank_dim] (one vector per row, the same at every position).
-    """
-
-    def __init__(self, dim: int, *, norm_groups: int, dropout: float, bank_dim: int | None = None) -> None:
+    def __init__(self, dim: int, *, norm_groups: int, dropout: float) -> None:
         super().__init__()
         self.query = nn.Conv2d(dim, dim, kernel_size=3, padding=1)
         self.key = nn.Conv2d(dim, dim, kernel_size=3, padding=1)
         self.value = nn.Conv2d(dim, dim, kernel_size=3, padding=1)
-        if bank_dim is not None:
-            self.bank_key = nn.Linear(bank_dim, dim)
-            self.bank_value = nn.Linear(bank_dim, dim)
         self.norm = nn.GroupNorm(norm_groups, dim)
         self.out = nn.Conv2d(dim, dim, kernel_size=1)
         self.dropout = nn.Dropout(dropout)
         self.scale = 1.0 / math.sqrt(dim)
-        self.has_bank = bank_dim is not None
 
-    def forward(
-        self,
-        x: Tensor,
-        clip_index: Tensor,
-        num_clips: int,
-        bank: Tensor | None = None,
-        bank_mask: Tensor | None = None,
-    ) -> Tensor:
+    def forward(self, x: Tensor, clip_index: Tensor, num_clips: int) -> Tensor:
         n, e, h, w = x.shape
         q, _, slot = pad_by_clip(self.query(x).flatten(2), clip_index, num_clips)  # [B, M, E, P]
         k, actor_mask, _ = pad_by_clip(self.key(x).flatten(2), clip_index, num_clips)  # [B, M, E, P]
         v, _, _ = pad_by_clip(self.value(x).flatten(2), clip_index, num_clips)  # [B, M, E, P]
-        m = q.shape[1]
         scores = torch.einsum("bmep,bnep->bpmn", q, k) * self.scale  # [B, P, M, M]
-        key_mask = actor_mask[:, None, None, :]  # [B, 1, 1, M]
-        if self.has_bank:
-            if bank is None or bank_mask is None:
-                raise ValueError("this HR2O layer attends over a bank: pass bank [B, L2, D] and bank_mask [B, L2]")
-            bank_k = self.bank_key(bank)  # [B, L2, E]
-            bank_v = self.bank_value(bank)  # [B, L2, E]
-            bank_scores = torch.einsum("bmep,ble->bpml", q, bank_k) * self.scale  # [B, P, M, L2]
-            scores = torch.cat([scores, bank_scores], dim=-1)  # [B, P, M, M + L2]
-            key_mask = torch.cat([key_mask, bank_mask[:, None, None, :]], dim=-1)  # [B, 1, 1, M + L2]
-        att = masked_softmax(scores, key_mask)  # [B, P, M, M (+ L2)]
-        r = torch.einsum("bpmn,bnep->bmep", att[..., :m], v)  # [B, M, E, P]
-        if self.has_bank:
-            r = r + torch.einsum("bpml,ble->bmep", att[..., m:], bank_v)  # [B, M, E, P]
+        att = masked_softmax(scores, actor_mask[:, None, None, :])  # [B, P, M, M]
+        r = torch.einsum("bpmn,bnep->bmep", att, v)  # [B, M, E, P]
         r = r[clip_index, slot].reshape(n, e, h, w)  # [N, E, h, w]
         r = self.out(torch.relu(self.norm(r)))
         return x + self.dropout(r)
@@ -99,7 +79,7 @@ class ACARHead(nn.Module):
         norm_groups: int = 32,
         hr2o_dropout: float = 0.2,
         dropout: float = 0.5,
-        bank_dim: int | None = None,
+        actor_location: bool = True,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
@@ -107,15 +87,21 @@ class ACARHead(nn.Module):
         # 1x1 conv over [tiled actor, context] = actor part + context part (see first_order_maps)
         self.actor_proj = nn.Linear(actor_dim, latent_dim, bias=False)
         self.context_proj = nn.Conv2d(reduced_dim, latent_dim, kernel_size=1)
+        self.location_proj = nn.Conv2d(1, latent_dim, kernel_size=1, bias=False) if actor_location else None
+        # A norm after each conv: without one the deeper ACAR path trained far slower than ACRN's
+        # BatchNorm'd one on small banks. Per-position LayerNorm over channels, not BatchNorm (keeps every
+        # actor's map independent of the batch) and not GroupNorm (whose mean over the map removes what is
+        # the same everywhere, such as a scene-wide change, from the features an ACFB bank stores).
         self.first_order = nn.Sequential(
+            ChannelNorm(latent_dim),
             nn.ReLU(inplace=True),
-            nn.Conv2d(latent_dim, latent_dim, kernel_size=3, padding=1),
+            nn.Conv2d(latent_dim, latent_dim, kernel_size=3, padding=1, bias=False),
+            ChannelNorm(latent_dim),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True),
         )
         self.hr2o = nn.ModuleList(
-            HR2OLayer(latent_dim, norm_groups=norm_groups, dropout=hr2o_dropout, bank_dim=bank_dim)
-            for _ in range(depth)
+            HR2OLayer(latent_dim, norm_groups=norm_groups, dropout=hr2o_dropout) for _ in range(depth)
         )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(actor_dim + latent_dim, num_classes)
@@ -129,20 +115,25 @@ class ACARHead(nn.Module):
         # == a 1x1 conv over the concatenation [actor tiled over h x w, context] ([N, D + C', h, w]),
         # without materialising that tensor (N x 3328 x h x w floats for SlowFast R50).
         x = context[inputs.clip_index] + actor[:, :, None, None]  # [N, E, h, w]
+        if self.location_proj is not None:  # where the actor is on the grid (its box's cell coverage)
+            x = x + self.location_proj(box_masks(inputs.actor_boxes, *x.shape[2:]))  # [N, E, h, w]
         return self.first_order(x)  # [N, E, h', w']
 
     def actor_context_features(self, inputs: HeadInputs) -> Tensor:
         """What an actor-context bank stores: the first-order maps averaged over space, [N, E]."""
         return self.first_order_maps(inputs).mean(dim=(2, 3))
 
-    def _bank(self, inputs: HeadInputs) -> tuple[Tensor | None, Tensor | None]:
-        return None, None
-
-    def forward(self, inputs: HeadInputs) -> Tensor:
-        x = self.first_order_maps(inputs)  # [N, E, h', w']
-        bank, bank_mask = self._bank(inputs)
+    def relation_features(self, first_order: Tensor, inputs: HeadInputs) -> Tensor:
+        """HR2O over the first-order maps [N, E, h', w'], average-pooled: [N, E]."""
+        x = first_order
         for layer in self.hr2o:
-            x = layer(x, inputs.clip_index, inputs.num_clips, bank, bank_mask)  # [N, E, h', w']
-        relation = x.mean(dim=(2, 3))  # [N, E]
+            x = layer(x, inputs.clip_index, inputs.num_clips)  # [N, E, h', w']
+        return x.mean(dim=(2, 3))  # [N, E]
+
+    def classify(self, inputs: HeadInputs, relation: Tensor) -> Tensor:
         x = self.dropout(torch.cat([inputs.actor_features, relation], dim=1))  # [N, D + E]
         return self.classifier(x)  # [N, K]
+
+    def forward(self, inputs: HeadInputs) -> Tensor:
+        first_order = self.first_order_maps(inputs)  # [N, E, h', w']
+        return self.classify(inputs, self.relation_features(first_order, inputs))

@@ -105,6 +105,22 @@ def pad_by_clip(x: Tensor, clip_index: Tensor, num_clips: int) -> tuple[Tensor, 
     return padded, mask, slot
 
 
+def box_masks(boxes: Tensor, height: int, width: int) -> Tensor:
+    """Where each actor is on a context grid: the share of every cell its box covers.
+
+    boxes: [N, 4] normalised x1, y1, x2, y2 -> [N, 1, height, width] in [0, 1]. Context heads tile the
+    actor's vector over the map, which says *who* but not *where*; this map says where.
+    """
+    def cover(lo: Tensor, hi: Tensor, cells: int) -> Tensor:  # [N], [N] -> [N, cells]
+        edges = torch.arange(cells + 1, device=boxes.device, dtype=boxes.dtype) / cells  # [cells + 1]
+        overlap = torch.minimum(hi[:, None], edges[None, 1:]) - torch.maximum(lo[:, None], edges[None, :-1])
+        return overlap.clamp(min=0) * cells  # share of each cell's extent
+
+    ys = cover(boxes[:, 1], boxes[:, 3], height)  # [N, h]
+    xs = cover(boxes[:, 0], boxes[:, 2], width)  # [N, w]
+    return (ys[:, :, None] * xs[:, None, :])[:, None]  # [N, 1, h, w]
+
+
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over the last axis that gives exactly zero weight to masked-out keys.
 

@@ -34,8 +34,10 @@ WATCH_DY = 20.0
 FOLLOW_RANGE = (22.0, 60.0)  # follower -> leader distance along the shared walking direction
 FOLLOW_DY = 10.0
 HAS_KEY_AGE = (10.0, 30.0)  # has_key iff 10 <= t - pickup < 30
+REACH_SECONDS = 2.5  # the picker reaches down this long before the key vanishes (2-3 bank rows show it)
 ALERT_DELAY = 2.0  # alerted from alarm end + 2 s (the flash is outside a +-2 s clip) ...
 ALERT_SPAN = 30.0  # ... until alarm start + 30 s (the flash is inside the LFB window [t-30, t+30))
+ALARM_SECONDS = 3.0  # steady flash: long enough that 2-3 keyframes' clips (and their bank rows) show it
 CLIP_GUARD = 2.0  # keyframes whose +-2 s neighbourhood overlaps the alarm flash are excluded
 MIN_IN_FRAME = 0.5  # an actor is labelled iff >= 50% of its (unclipped) box lies inside the frame
 MIN_UNOCCLUDED = 0.3  # a keyframe is excluded if a labelled actor shows < 30% of its in-frame pixels

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stad_core.synth.classes import LISTEN_RANGE
+from stad_core.synth.classes import ALARM_SECONDS, LISTEN_RANGE, REACH_SECONDS
 from stad_core.synth.config import SynthConfig
 from stad_core.synth.world import (
     FLOOR_Y,
@@ -207,14 +207,14 @@ class _Planner:
         y = self.u(*FLOOR_Y)
         stand = (key_x - side * 7.0, y)
         approach = _dist((edge, y), stand) / V_WALK
-        earliest = 1.2 + approach + 0.3
+        earliest = REACH_SECONDS + approach + 0.3
         latest = self.seconds - 14.0
         others = [key.pickup for key in self.keys]
         for _ in range(20):
             pickup = self.u(max(earliest, 3.5), max(latest, earliest + 0.01))
             if all(abs(pickup - o) > 4.0 for o in others):
                 break
-        enter = pickup - 1.2 - approach
+        enter = pickup - REACH_SECONDS - approach
         self.facing[k] = side
         t = self._move(k, enter, (edge, y), stand, V_WALK, "walk")
         self._hold(k, t, pickup, "stand", stand, side, reach=True)
@@ -418,7 +418,7 @@ def plan_world(config: SynthConfig, index: int) -> World:
     alarm = None
     if config.has_alarm(index):
         a0 = p.u(1.0, 2.5)
-        alarm = Alarm(a0, a0 + 1.0)
+        alarm = Alarm(a0, a0 + ALARM_SECONDS)
         p.episodes.append(Episode("alarm", alarm.t0, alarm.t1, (), "red full-frame flash"))
     p.cast()
     t = 0.5

@@ -203,7 +203,7 @@ def actor_shapes(s: ActorState, identity: Identity, t: float, sx: float, sy: flo
                      identity.cap))  # cap bill: shows the facing direction
     out.append(Shape("seg", (hx + f * 0.5 * hr, hy + 0.1 * hr, hx + f * 0.5 * hr, hy + 0.1 * hr, max(0.8 * k, 0.7)),
                      EYE))
-    if s.speaking and int(t * 5.0) % 2 == 0:  # a speech bubble blinking at 2.5 Hz, outside the box
+    if s.speaking:  # a steady speech bubble outside the box (a 2.5 Hz blink aliased away in Slow frames 0.4 s apart)
         bx, by = hx + f * (hr + 5.5 * k), hy - 1.2 * hr
         out.append(Shape("seg", (bx - 1.8 * k, by, bx + 1.8 * k, by, 2.2 * k), WHITE, body=False))
         out.append(Shape("seg", (bx - f * 2.5 * k, by + 2.6 * k, bx - f * 2.5 * k, by + 2.6 * k, 0.9 * k), WHITE,
@@ -398,7 +398,7 @@ def render_frame(
                                     body=False)], owner, None, -2)
 
     alarm = world.alarm
-    if alarm is not None and alarm.t0 <= t < alarm.t1 and int((t - alarm.t0) * 8.0) % 2 == 0:
+    if alarm is not None and alarm.t0 <= t < alarm.t1:  # steady: a blink aliases away in strided clips
         img = np.round(img.astype(np.float32) * 0.45 + np.array(ALARM, np.float32) * 0.55).astype(np.uint8)
 
     views: list[ActorView] = []

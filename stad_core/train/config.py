@@ -30,6 +30,7 @@ class TrainConfig(StageConfig):
     num_layers: int = 2
     depth: int = 1
     norm_groups: int = 32
+    actor_location: bool = True  # ACRN/ACAR/ACFB: add a map of the actor's box to the tiled actor-context maps
     # data
     window_width: int = Field(60, gt=0)
     window_per_second: int = Field(5, gt=0)

@@ -71,6 +71,7 @@ def head_from_config(config: TrainConfig) -> nn.Module:
         num_layers=config.num_layers,
         depth=config.depth,
         norm_groups=config.norm_groups,
+        actor_location=config.actor_location,
     )
 
 

@@ -102,6 +102,42 @@ def test_group_by_keyframe_keeps_file_order_and_rejects_fractions() -> None:
         group_by_keyframe(frac)
 
 
+def test_group_by_keyframe_keeps_person_ids() -> None:
+    # Ground truth: one row per (box, action); the repeated box keeps its first row's id.
+    gt = AvaTable.from_arrays(
+        ["v", "v", "v", "v", "w"], [902, 902, 902, 903, 902],
+        [[0, 0, 0.5, 1], [0.5, 0, 1, 1], [0, 0, 0.5, 1], [0, 0, 0.5, 1], [0, 0, 1, 1]],
+        action_id=[12, 17, 80, 12, 1], person_id=[4, 7, 9, 4, 0],
+    )
+    grouped = group_by_keyframe(gt)
+    first = grouped[KeyframeKey("v", 902)]
+    np.testing.assert_allclose(first.boxes, [[0, 0, 0.5, 1], [0.5, 0, 1, 1]])
+    assert first.person_ids.dtype == np.int64 and first.person_ids.tolist() == [4, 7]
+    assert grouped[KeyframeKey("v", 903)].person_ids.tolist() == [4]
+    assert grouped[KeyframeKey("w", 902)].person_ids.tolist() == [0]
+    # No person id column (7-column files, detections): None, not a row of -1s.
+    no_ids = AvaTable.from_arrays(["v", "v"], [902, 902], [[0, 0, 1, 1], [0, 0, 0.5, 0.5]], score=[0.3, 0.9])
+    assert all(d.person_ids is None for d in group_by_keyframe(no_ids).values())
+
+
+def test_above_and_select_keep_person_ids_aligned() -> None:
+    dets = KeyframeDetections(KeyframeKey("v", 902), np.tile([[0, 0, 1, 1]], (4, 1)), [0.9, 0.2, 0.7, 0.1],
+                              person_ids=[10, 11, 12, 13])
+    kept = dets.above(0.5)
+    assert kept.scores.tolist() == pytest.approx([0.9, 0.7]) and kept.person_ids.tolist() == [10, 12]
+    assert dets.above(0.95).person_ids.tolist() == [10]  # keep-top-box keeps the top box's id
+    assert dets.above(0.95, keep_top_box=False).person_ids.tolist() == []
+    assert dets.select(np.array([3, 1])).person_ids.tolist() == [13, 11]
+    no_ids = KeyframeDetections(KeyframeKey("v", 902), dets.boxes, dets.scores)
+    assert no_ids.above(0.5).person_ids is None
+    with pytest.raises(ValueError, match="4 boxes but 3 person ids"):
+        KeyframeDetections(dets.key, dets.boxes, dets.scores, person_ids=[1, 2, 3])
+    with pytest.raises(ValueError, match="must be integers"):
+        KeyframeDetections(dets.key, dets.boxes, dets.scores, person_ids=[0.5, 1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="below -1"):
+        KeyframeDetections(dets.key, dets.boxes, dets.scores, person_ids=[1, -2, 3, 4])
+
+
 class Evil:
     def __reduce__(self):  # noqa: ANN204
         return (print, ("this must never run",))

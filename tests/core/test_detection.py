@@ -101,11 +101,19 @@ def test_proposals_and_groundtruth_adapters(shared_data: Path) -> None:
     assert props and all(len(d) >= 1 for d in props.values())  # keep-top-box: no keyframe emptied
     everything = imported_proposals(pkl, score_threshold=0.0)
     assert sum(len(d) for d in everything.values()) >= sum(len(d) for d in props.values())
-    gt = groundtruth_boxes(read_ava_csv(shared_data / "edgeface" / "ava_val_v2.2_head342_fixed.csv", kind="groundtruth"))
+    table = read_ava_csv(shared_data / "edgeface" / "ava_val_v2.2_head342_fixed.csv", kind="groundtruth")
+    gt = groundtruth_boxes(table)
     first = gt[KeyframeKey("1j20qq1JyX4", 902)]
     assert first.source == "groundtruth" and (first.scores == 1).all()
     # one box per person, however many action rows it has
     assert len(first) == len({tuple(b) for b in first.boxes.round(3).tolist()})
+    # ...each with the person id of the file's first row for that box
+    rows = np.flatnonzero((table.video_id == "1j20qq1JyX4") & (table.timestamp == 902))
+    want = {}
+    for r in rows:
+        want.setdefault(tuple(table.boxes[r].astype(np.float32).tolist()), int(table.person_id[r]))
+    assert first.person_ids.tolist() == [want[tuple(b)] for b in first.boxes.tolist()]
+    assert (first.person_ids >= 0).all()
 
 
 def _rect_images(n: int, seed: int) -> list[DetectionSample]:

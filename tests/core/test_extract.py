@@ -133,6 +133,59 @@ def test_killed_extraction_resumes_without_redoing_complete_videos(backbone, syn
     assert len(bank.read_video("v2")) == 2
 
 
+def _with_ids(dets: list[KeyframeDetections], ids: list[list[int]]) -> list[KeyframeDetections]:
+    return [KeyframeDetections(d.key, d.boxes, d.scores, d.source, i) for d, i in zip(dets, ids, strict=True)]
+
+
+def test_person_ids_from_detections_reach_the_bank(backbone, synthetic_videos) -> None:
+    bank = _DyingBank(_spec(backbone.out_channels), die_at=None)
+    plain = _jobs(synthetic_videos)[0]  # boxes [2, 0, 3] at seconds 1, 2, 3
+    with_ids = VideoJob("v0", plain.path, _with_ids(plain.keyframes, [[5, 8], [], [8, -1, 2]]))
+    extract_features([plain], backbone, bank, CFG)
+    assert (bank.read_video("v0").person_ids == -1).all()
+    # Ids change the bank's content: the video is redone, not skipped as complete...
+    summary = extract_features([with_ids], backbone, bank, CFG)
+    assert summary.written == ["v0"] and bank.read_video("v0").person_ids.tolist() == [5, 8, 8, -1, 2]
+    assert extract_features([with_ids], backbone, bank, CFG).skipped == ["v0"]  # ...once
+    # VideoJob.person_ids overrides the detections' ids of its seconds only.
+    override = VideoJob("v0", plain.path, with_ids.keyframes, person_ids={3: np.array([1, 2, 3])})
+    assert extract_features([override], backbone, bank, CFG).written == ["v0"]
+    assert bank.read_video("v0").person_ids.tolist() == [5, 8, 1, 2, 3]
+    bad = VideoJob("v0", plain.path, plain.keyframes, person_ids={1: np.array([1, 2, 3])})
+    with pytest.raises(ValueError, match="v0 keyframe 1: 2 boxes but 3 person ids"):
+        extract_features([bad], backbone, bank, CFG)
+
+
+def _hash_without_ids(job: VideoJob, config_hash: str, backbone_id: str) -> str:
+    """The input-hash recipe banks were written with before person ids existed."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    stat = Path(job.path).stat()
+    h.update(json.dumps([config_hash, backbone_id, str(Path(job.path).resolve()), stat.st_size, stat.st_mtime_ns,
+                         job.time_offset]).encode())
+    for d in sorted(job.keyframes, key=lambda d: d.key.timestamp):
+        h.update(str(d.key.timestamp).encode())
+        h.update(np.ascontiguousarray(d.boxes, np.float32).tobytes())
+        h.update(np.ascontiguousarray(d.scores, np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_input_hash_without_ids_is_unchanged(synthetic_videos) -> None:
+    plain = _jobs(synthetic_videos)[0]
+    digest = plain.input_hash("cfg", "bb")
+    assert digest == _hash_without_ids(plain, "cfg", "bb")  # existing banks stay complete
+    unknown = VideoJob("v0", plain.path, _with_ids(plain.keyframes, [[-1, -1], [], [-1, -1, -1]]))
+    assert unknown.input_hash("cfg", "bb") == digest  # all -1 is the same bank content as no ids
+    known = VideoJob("v0", plain.path, _with_ids(plain.keyframes, [[0, 1], [], [0, 1, 2]]))
+    assert known.input_hash("cfg", "bb") != digest
+    swapped = VideoJob("v0", plain.path, _with_ids(plain.keyframes, [[1, 0], [], [0, 1, 2]]))
+    assert swapped.input_hash("cfg", "bb") != known.input_hash("cfg", "bb")
+    override = VideoJob("v0", plain.path, plain.keyframes, person_ids={1: np.array([0, 1]), 3: np.array([0, 1, 2])})
+    assert override.input_hash("cfg", "bb") == known.input_hash("cfg", "bb")
+
+
 def test_time_offset(backbone, synthetic_videos) -> None:
     """Keyframe seconds 901..903 of a clip cut at 900 s read video seconds 1..3."""
     plain, shifted = DictBank(_spec(backbone.out_channels)), DictBank(_spec(backbone.out_channels))

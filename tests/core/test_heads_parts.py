@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stad_core.errors import ConfigError
-from stad_core.heads import ACARHead, ACFBHead, HeadInputs, LFBHead, build_head, masked_softmax, pad_by_clip
+from stad_core.heads import ACARHead, ACFBHead, HeadInputs, LFBHead, box_masks, build_head, masked_softmax, pad_by_clip
 
 
 def test_pad_by_clip_round_trips_and_masks() -> None:
@@ -72,30 +72,62 @@ def test_acfb_starts_from_a_trained_acar_head() -> None:
     acar = ACARHead(8, 4, 3, reduced_dim=4, latent_dim=8, norm_groups=2, depth=2)
     acfb = ACFBHead(8, 4, 5, 3, reduced_dim=4, latent_dim=8, norm_groups=2, depth=2)
     missing = acfb.load_acar_state_dict(acar.state_dict())
-    assert sorted(missing) == sorted(
-        f"hr2o.{i}.bank_{kind}.{p}" for i in range(2) for kind in ("key", "value") for p in ("weight", "bias")
-    )
+    assert missing and all(name.startswith(("query_proj.", "bank_proj.", "bank_blocks.")) for name in missing)
     for name, value in acar.state_dict().items():
-        assert torch.equal(acfb.state_dict()[name], value)
+        got = acfb.state_dict()[name]
+        if name == "classifier.weight":  # [actor, relation] columns copied, long-range columns fresh
+            assert torch.equal(got[:, : value.shape[1]], value) and got[:, value.shape[1]:].any()
+        else:
+            assert torch.equal(got, value)
     # actor-context features are the per-actor first-order maps averaged over space
     inputs = HeadInputs(torch.randn(3, 8), torch.rand(3, 4), torch.tensor([0, 1, 1]), 2, context=torch.randn(2, 4, 6, 6))
     maps = acar.first_order_maps(inputs)
     assert maps.shape == (3, 8, 3, 3)
     torch.testing.assert_close(acar.actor_context_features(inputs), maps.mean(dim=(2, 3)))
+    # everything but the long-range path is the ACAR head: without those columns, the same logits ...
+    window = dict(actor_context=torch.randn(2, 7, 5), actor_context_mask=torch.rand(2, 7) > 0.3)
+    with_bank = HeadInputs(inputs.actor_features, inputs.actor_boxes, inputs.clip_index, 2, context=inputs.context, **window)
+    acar.eval(), acfb.eval()
+    long_range = acfb.classifier.weight[:, 8 + 8:].clone()
+    with torch.no_grad():
+        acfb.classifier.weight[:, 8 + 8:] = 0
+    torch.testing.assert_close(acfb(with_bank), acar(inputs))
+    with torch.no_grad():
+        acfb.classifier.weight[:, 8 + 8:] = long_range
+    # ... and once the blocks' outputs are non-zero, the window changes the result
+    with torch.no_grad():
+        for block in acfb.bank_blocks:
+            block.out.weight.normal_()
+    other = dict(actor_context=torch.randn(2, 7, 5), actor_context_mask=window["actor_context_mask"])
+    changed = acfb(HeadInputs(inputs.actor_features, inputs.actor_boxes, inputs.clip_index, 2, context=inputs.context, **other))
+    assert not torch.allclose(acfb(with_bank), changed)
     with pytest.raises(ValueError, match="unexpected"):
         acfb.load_acar_state_dict({**acar.state_dict(), "extra.weight": torch.zeros(1)})
 
 
 def test_acar_first_order_equals_a_conv_over_the_tiled_concatenation() -> None:
-    """The split actor/context projection is exactly the paper's 1x1 conv over [tiled actor, context]."""
+    """The split actor/context/location projection is exactly a 1x1 conv over [tiled actor, context, box mask]."""
     torch.manual_seed(0)
     head = ACARHead(8, 4, 3, reduced_dim=6, latent_dim=8, norm_groups=2).eval()
-    inputs = HeadInputs(torch.randn(3, 8), torch.rand(3, 4), torch.tensor([1, 0, 1]), 2, context=torch.randn(2, 4, 5, 5))
-    conv = torch.nn.Conv2d(8 + 6, 8, kernel_size=1)
+    xy = torch.rand(3, 2) * 0.5
+    boxes = torch.cat([xy, xy + 0.2 + torch.rand(3, 2) * 0.3], dim=1)
+    inputs = HeadInputs(torch.randn(3, 8), boxes, torch.tensor([1, 0, 1]), 2, context=torch.randn(2, 4, 5, 5))
+    conv = torch.nn.Conv2d(8 + 6 + 1, 8, kernel_size=1)
     with torch.no_grad():
-        conv.weight.copy_(torch.cat([head.actor_proj.weight, head.context_proj.weight[:, :, 0, 0]], dim=1)[:, :, None, None])
+        conv.weight.copy_(torch.cat([head.actor_proj.weight, head.context_proj.weight[:, :, 0, 0],
+                                     head.location_proj.weight[:, :, 0, 0]], dim=1)[:, :, None, None])
         conv.bias.copy_(head.context_proj.bias)
         context = head.reduce_context(inputs.context)[inputs.clip_index]  # [N, 6, 5, 5]
         tiled = inputs.actor_features[:, :, None, None].expand(-1, -1, 5, 5)
-        expected = head.first_order(conv(torch.cat([tiled, context], dim=1)))
+        expected = head.first_order(conv(torch.cat([tiled, context, box_masks(boxes, 5, 5)], dim=1)))
         torch.testing.assert_close(head.first_order_maps(inputs), expected)
+
+
+def test_box_masks_cover_each_cell_by_the_boxes_share() -> None:
+    # box x 0.25-0.75, y 0-0.5 on a 2x4 grid: rows 0 fully, 1 not; columns 1-2 fully, 0 and 3 not
+    m = box_masks(torch.tensor([[0.25, 0.0, 0.75, 0.5], [0.0, 0.0, 0.125, 1.0]]), 2, 4)
+    assert m.shape == (2, 1, 2, 4)
+    torch.testing.assert_close(m[0, 0], torch.tensor([[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(m[1, 0], torch.tensor([[0.5, 0.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0]]))
+    # the covered area (in cells) equals the box area times the number of cells
+    assert abs(float(m[0].sum()) - 0.5 * 0.5 * 8) < 1e-6

@@ -42,7 +42,8 @@ def bank_arrays(uri: str) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for video in bank.videos():
         rows = bank.read_video(video)
-        out[video] = {"features": np.asarray(rows.features), "boxes": rows.boxes, "timestamps": rows.timestamps}
+        out[video] = {"features": np.asarray(rows.features), "boxes": rows.boxes, "timestamps": rows.timestamps,
+                      "person_ids": rows.person_ids}
     return out
 
 
@@ -86,6 +87,8 @@ def test_pipeline_end_to_end(pipeline_run: tuple[str, dict[str, StageRef]], pref
     assert sorted(lt) == ["synth_0000", "synth_0001", "synth_0002"] and refs["extract"].counts["ran"] == 3
     assert all(v["features"].shape[1] == 288 and len(v["features"]) > 0 for v in lt.values())
     assert refs["extract"].counts["rows"] == sum(len(v["features"]) for v in lt.values())
+    # Ground-truth boxes carry the synthetic actors' ids (0-based per video) from detect into the bank.
+    assert all((v["person_ids"] >= 0).all() for v in lt.values())
     ac = bank_arrays(str(Path(refs["acfb"].uri) / "actor_context.zarr"))
     assert {k: len(v["features"]) for k, v in ac.items()} == {k: len(v["features"]) for k, v in lt.items()}
 
