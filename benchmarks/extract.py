@@ -3,6 +3,9 @@
 speed   -- clips/s of the backbone + RoI pooling alone (clips already decoded, in memory) versus the
            full pipeline (decode + sample in DataLoader workers + forward + write to a bank), and their
            ratio (target: pipeline >= 0.9x forward-only, i.e. decoding is hidden behind the forward).
+           Measured twice on CPU: with a core left to each decode worker (the model's threads =
+           cores - workers), and with every core given to the model, where decoding has no idle core
+           to hide in and its CPU time adds to the forward's.
 quality -- on a synthetic dataset (generated with the ``demo`` preset if DIR has none): person AP@0.5
            of a fine-tuned tiny detector on the val videos, and val frame-mAP (per class group) of a
            fine-tuned tiny SlowFast + linear RoI head with ground-truth boxes.
@@ -14,6 +17,7 @@ quality -- on a synthetic dataset (generated with the ``demo`` preset if DIR has
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -57,8 +61,7 @@ def speed(args: argparse.Namespace) -> None:
                         num_workers=args.workers, dtype="float16")
     n_clips = sum(len(j.keyframes) for j in jobs)
     print(f"{len(jobs)} videos x {args.seconds} s at {w}x{h}, {n_clips} clips of {args.frames}x{args.stride}; "
-          f"tiny SlowFast width {args.width}, batch {args.batch}, {args.workers} workers, "
-          f"torch threads {torch.get_num_threads()}")
+          f"tiny SlowFast width {args.width}, batch {args.batch}, {args.workers} decode worker(s)")
 
     # Forward-only: the same clips, decoded beforehand.
     clips = [decode_clip(j.path, float(d.key.timestamp), args.frames, args.stride) for j in jobs for d in j.keyframes]
@@ -79,16 +82,22 @@ def speed(args: argparse.Namespace) -> None:
         assert summary.clips == n_clips
         return time.perf_counter() - start
 
-    with torch.no_grad():
-        backbone(frames_to_clip(torch.stack(clips[: args.batch])))  # warm-up
-    # Alternate the two measurements (the machine is shared: load drifts) and keep the best of each.
-    fwd, pipe = float("inf"), float("inf")
-    for _ in range(args.repeat):
-        fwd = min(fwd, forward_only())
-        pipe = min(pipe, pipeline())
-    print(f"forward-only : {n_clips / fwd:7.2f} clips/s  ({fwd:.1f} s)")
-    print(f"full pipeline: {n_clips / pipe:7.2f} clips/s  ({pipe:.1f} s)")
-    print(f"ratio pipeline/forward-only: {fwd / pipe:.2f}")
+    cores = os.cpu_count() or 1
+    settings = args.threads or sorted({max(1, cores - args.workers), cores})
+    for threads in settings:
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            backbone(frames_to_clip(torch.stack(clips[: args.batch])))  # warm-up
+        # Alternate the two measurements (load drifts on a shared machine) and keep the best of each.
+        fwd, pipe = float("inf"), float("inf")
+        for _ in range(args.repeat):
+            fwd = min(fwd, forward_only())
+            pipe = min(pipe, pipeline())
+        note = "all cores to the model" if threads == cores else f"{cores - threads} core(s) left to decoding"
+        print(f"\ntorch threads {threads} ({note}; {cores} cores, {args.workers} decode worker(s)):")
+        print(f"  forward-only : {n_clips / fwd:7.2f} clips/s  ({fwd:.1f} s)")
+        print(f"  full pipeline: {n_clips / pipe:7.2f} clips/s  ({pipe:.1f} s)")
+        print(f"  ratio pipeline/forward-only: {fwd / pipe:.2f}")
 
 
 def quality(args: argparse.Namespace) -> None:
@@ -170,6 +179,8 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, nargs="*", default=None,
+                        help="torch thread counts to measure (default: cores minus workers, and all cores)")
     parser.add_argument("--repeat", type=int, default=2, help="alternating measurements; best of each is kept")
     parser.add_argument("--data", default="/tmp/stad-synth-demo")
     parser.add_argument("--det-epochs", type=int, default=12)

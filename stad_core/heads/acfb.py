@@ -12,8 +12,10 @@ as in LFB's non-local operator. The classifier reads ``[actor, HR2O relation, lo
 window is input data: no gradient reaches the head that produced it.
 
 It starts from a trained ACAR head (``head.load_acar_state_dict(acar.state_dict())``): every ACAR
-weight is copied, and the classifier's long-range columns start at zero, so the fresh ACFB head
-computes exactly what that ACAR head computes; training then learns what the window adds.
+weight is copied, including the classifier's ``[actor, relation]`` columns; its long-range columns keep
+their fresh random values. (Zeroed, they would make the fresh head equal the ACAR head exactly, but then
+no class's error reaches the attention blocks until those columns happen to grow: on the benchmark one
+seed in three never learnt to use the window.)
 """
 
 from __future__ import annotations
@@ -86,8 +88,8 @@ class ACFBHead(ACARHead):
     def load_acar_state_dict(self, state: dict[str, Tensor]) -> list[str]:
         """Initialise from a trained ACAR head; returns the names left at their fresh values.
 
-        The classifier takes ACAR's weights for ``[actor, relation]`` and zeros for the long-range
-        columns, so the fresh ACFB head computes exactly what the ACAR head computes."""
+        The classifier takes ACAR's weights for its ``[actor, relation]`` columns; the long-range
+        columns stay as initialised."""
         unexpected = sorted(set(state) - set(self.state_dict()))
         if unexpected:  # checked first, so a wrong dict changes nothing
             raise ValueError(f"not an ACAR state dict for this shape: unexpected {unexpected}")
