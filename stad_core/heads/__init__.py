@@ -70,29 +70,14 @@ def build_head(
             latent_dim=latent_dim,
             num_layers=num_layers,
         )
+    # ACFB is ACAR plus the bank path: the same architecture fields, so it can start from an ACAR head
+    acar_arch = dict(reduced_dim=reduced_dim, latent_dim=latent_dim, depth=depth, norm_groups=norm_groups,
+                     actor_location=actor_location)
     if name == "acar":
-        return ACARHead(
-            actor_dim,
-            _need(name, "context_dim", context_dim),
-            num_classes,
-            reduced_dim=reduced_dim,
-            latent_dim=latent_dim,
-            depth=depth,
-            norm_groups=norm_groups,
-            actor_location=actor_location,
-        )
+        return ACARHead(actor_dim, _need(name, "context_dim", context_dim), num_classes, **acar_arch)
     if name == "acfb":
-        return ACFBHead(
-            actor_dim,
-            _need(name, "context_dim", context_dim),
-            _need(name, "actor_context_dim", actor_context_dim),
-            num_classes,
-            reduced_dim=reduced_dim,
-            latent_dim=latent_dim,
-            depth=depth,
-            norm_groups=norm_groups,
-            actor_location=actor_location,
-        )
+        return ACFBHead(actor_dim, _need(name, "context_dim", context_dim),
+                        _need(name, "actor_context_dim", actor_context_dim), num_classes, **acar_arch)
     raise ConfigError(f"unknown head {name!r}; expected one of {', '.join(HEADS)}")
 
 
