@@ -133,12 +133,10 @@ def actor_context_banks(acar: RunResult, args: argparse.Namespace, chain: Chain,
     """Run the trained ACAR head over both splits and store its actor-context rows in zarr banks."""
     from storage import open_bank
 
-    from stad_core.heads import build_head
+    from stad_core.train.trainer import head_from_config
 
-    cfg = base_config(args, chain)
-    head = build_head("acar", num_classes=cfg["num_classes"], actor_dim=cfg["actor_dim"],
-                      context_dim=cfg["context_dim"], latent_dim=cfg["latent_dim"],
-                      reduced_dim=cfg["reduced_dim"], norm_groups=cfg["norm_groups"])
+    # the same TrainConfig the ACAR run had (``--set`` fields included), so its weights fit
+    head = head_from_config(TrainConfig(**{**base_config(args, chain), **HEAD_VARIANTS["acar"], "seed": acar.seed}))
     head.load_state_dict(acar.state)
     digest = __import__("hashlib").sha256(b"".join(v.numpy().tobytes() for v in acar.state.values())).hexdigest()
     lt_spec = chain.banks["train"].actors.spec

@@ -26,8 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from stad_core.heads.acar import ACARHead
-from stad_core.heads.inputs import HeadInputs, pad_by_clip
-from stad_core.heads.lfb import NonLocalBlock
+from stad_core.heads.inputs import HeadInputs
+from stad_core.heads.lfb import NonLocalBlock, attend_window
 
 
 class ACFBHead(ACARHead):
@@ -73,11 +73,9 @@ class ACFBHead(ACARHead):
         if inputs.actor_context is None or inputs.actor_context_mask is None:
             raise ValueError("ACFBHead needs inputs.actor_context [B, L2, D_ac] and actor_context_mask [B, L2]")
         query = self.input_dropout(self.query_proj(inputs.actor_features))  # [N, E]
-        s, _, slot = pad_by_clip(query, inputs.clip_index, inputs.num_clips)  # [B, M, E]
         bank = self.input_dropout(self.bank_proj(inputs.actor_context))  # [B, L2, E]
-        for block in self.bank_blocks:
-            s = block(s, bank, inputs.actor_context_mask)  # [B, M, E]
-        return s[inputs.clip_index, slot]  # [N, E]
+        return attend_window(self.bank_blocks, query, bank, inputs.actor_context_mask, inputs.clip_index,
+                             inputs.num_clips)  # [N, E]
 
     def forward(self, inputs: HeadInputs) -> Tensor:
         first_order = self.first_order_maps(inputs)  # [N, E, h', w']

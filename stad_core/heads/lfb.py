@@ -51,6 +51,16 @@ class NonLocalBlock(nn.Module):
         return s + self.dropout(r)  # [B, M, E]
 
 
+def attend_window(
+    blocks: nn.ModuleList, query: Tensor, window: Tensor, mask: Tensor, clip_index: Tensor, num_clips: int
+) -> Tensor:
+    """Each actor's query [N, E] refined by ``blocks`` over its clip's window [B, L, E] (mask [B, L]): [N, E]."""
+    s, _, slot = pad_by_clip(query, clip_index, num_clips)  # [B, M, E]
+    for block in blocks:
+        s = block(s, window, mask)  # [B, M, E]
+    return s[clip_index, slot]  # [N, E]
+
+
 class LFBHead(nn.Module):
     uses_context: ClassVar[bool] = False
     uses_long_term: ClassVar[bool] = True
@@ -99,10 +109,7 @@ class LFBHead(nn.Module):
             return pooled[inputs.clip_index]  # [N, D_lt]
         s = self.input_dropout(self.project_short(inputs.actor_features))  # [N, E]
         lt = self.input_dropout(self.project_long(bank))  # [B, L, E]
-        s, _, slot = pad_by_clip(s, inputs.clip_index, inputs.num_clips)  # [B, M, E]
-        for block in self.blocks:
-            s = block(s, lt, mask)  # [B, M, E]
-        return s[inputs.clip_index, slot]  # [N, E]
+        return attend_window(self.blocks, s, lt, mask, inputs.clip_index, inputs.num_clips)  # [N, E]
 
     def forward(self, inputs: HeadInputs) -> Tensor:
         fbo = self.feature_bank_operator(inputs)  # [N, F]
