@@ -208,7 +208,7 @@ def clips_section(directory: Path, n_clips: int, dim: int, codec: str, chunk_byt
             rng = np.random.default_rng(10_000 + i)
             ts = np.repeat(np.arange(0, 10), rng.poisson(2.0, 10)).astype(np.float64)
             r = len(ts)
-            feats = np.maximum(rng.standard_normal((r, dim), np.float32), 0)
+            feats = np.maximum(rng.standard_normal((r, dim), np.float32), 0).astype(np.float16)  # the spec's dtype
             xy = np.full((r, 2), 0.2, np.float32)
             bank.write_video(f"clip{i:06d}", ActorRows(feats, np.hstack([xy, xy + 0.5]), np.ones(r), ts,
                                                        np.arange(r), "benchmark"))

@@ -23,7 +23,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stad_core.video import VideoReader, clear_index_cache, probe, write_video
+from stad_core.video import VideoReader, clear_index_cache, probe, encode_video
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ def synthetic_video(path: Path, seconds: int, fps: int = 30) -> Path:
         frames[i, ..., 0] = (xx + 3 * i) % 256
         frames[i, ..., 1] = (yy + 2 * i) % 256
         frames[i, ..., 2] = ((xx + yy) // 2 + i) % 256
-    return write_video(path, frames, fps=fps, keyframe_interval=2 * fps, options={"preset": "veryfast"})
+    return encode_video(path, frames, fps=fps, keyframe_interval=2 * fps, options={"preset": "veryfast"})
 
 
 def measure(path: Path, repeat: int, threads: int, num_frames: int, stride: int) -> list[tuple[str, float, int, int]]:

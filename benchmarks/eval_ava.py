@@ -4,7 +4,8 @@ Generates (seeded) a synthetic AVA-val-scale case -- by default 64 videos x 897 
 persons, one detection box per person (plus some spurious boxes) with a score for each of the 60
 evaluated classes, i.e. ~11M detection rows (~0.6 GB of CSV) -- writes it with vectorised CSV
 writing into a temporary folder, then evaluates it with ``stad_core.evaluation.evaluate_files``
-in a fresh subprocess and prints wall time (reading included), peak RSS and the mAP.
+in a fresh subprocess and prints wall time (reading included: ``read_ava_csv``, whose fast path
+takes the clean file), peak RSS and the mAP.
 
 Target (issue): under 10 s and under 2 GB on 2 cores. The official ActivityNet evaluator needs
 ~270 s CPU and ~1.8 GB on this size. Timings are indicative on a shared machine.

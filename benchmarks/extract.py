@@ -40,7 +40,7 @@ def speed(args: argparse.Namespace) -> None:
     from stad_core.extract import ExtractConfig, VideoJob, extract_features
     from stad_core.models.actor_features import roi_actor_features
     from stad_core.models.base import frames_to_clip
-    from stad_core.video import decode_clip, write_video
+    from stad_core.video import decode_clip, encode_video
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -52,7 +52,7 @@ def speed(args: argparse.Namespace) -> None:
         for i in range(len(frames)):
             x = (3 * i + 20 * v) % (w - 24)
             frames[i, 30:110, x:x + 24] = (210, 150, 90)
-        path = write_video(tmp / f"v{v}.mp4", frames, fps=fps, keyframe_interval=fps)
+        path = encode_video(tmp / f"v{v}.mp4", frames, fps=fps, keyframe_interval=fps)
         dets = [KeyframeDetections(KeyframeKey(f"v{v}", t), np.array([[0.1, 0.2, 0.4, 0.9], [0.5, 0.2, 0.8, 0.9]]),
                                    [0.9, 0.8]) for t in range(1, args.seconds - 1)]
         jobs.append(VideoJob(f"v{v}", path, dets))

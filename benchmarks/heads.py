@@ -4,11 +4,12 @@
     # the same, one process per seed (1 torch thread each), then the pooled table:
     for s in 0 1 2; do python benchmarks/heads.py --seeds $s --json s$s.json & done; wait
     python benchmarks/heads.py --merge s0.json s1.json s2.json
-    python benchmarks/heads.py --data /tmp/q --work /tmp/qwork --quick   # small, fast
+    python benchmarks/heads.py --work /tmp/qwork --quick   # small, fast
 
-Chain (``benchmarks/_chain.py``, cached under ``--work``): synthetic dataset -> fine-tuned tiny
-SlowFast -> zarr long-term bank (a row per actor and annotated second) + context bank (pooled map per
-keyframe), for the train and val splits. Then each head is trained with ``stad_core.train.Trainer``
+Banks: the project's own stages, run in plain Python (``storage.stages.runner.run_stage``) in the
+workspace ``--work`` (complete outputs are reused): synth -> ingest -> detect (ground-truth boxes) ->
+finetune (a tiny SlowFast) -> extract (zarr long-term bank, a row per actor and annotated second, and
+context bank, a pooled map per keyframe). Then each head is trained with ``stad_core.train.Trainer``
 (ACFB: per seed, the trained ACAR head of that seed writes an actor-context bank first and ACFB starts
 from its weights) and scored on the val split with the project's frame-mAP evaluator.
 
@@ -35,9 +36,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _chain import Chain, ChainConfig, build_chain  # noqa: E402
-
+from stad_core.ava import LabelMap  # noqa: E402
+from stad_core.ava.keys import KeyframeKey  # noqa: E402
+from stad_core.ava.table import AvaTable  # noqa: E402
 from stad_core.banks import BankSpec  # noqa: E402
+from stad_core.extract import ExtractConfig  # noqa: E402
+from stad_core.finetune import FinetuneConfig  # noqa: E402
+from stad_core.heads import HEAD_VARIANTS, build_head, variant_fields  # noqa: E402
 from stad_core.train import (  # noqa: E402
     BankSet,
     ClassSpace,
@@ -47,19 +52,64 @@ from stad_core.train import (  # noqa: E402
     infer_actor_context,
     predict,
 )
-from stad_core.train.labels import keyframe_id  # noqa: E402
 
-#: Benchmark name -> TrainConfig fields that pick the head.
-HEAD_VARIANTS: dict[str, dict[str, Any]] = {
-    "linear": {"head": "linear"},
-    "acrn": {"head": "acrn"},
-    "lfb_avg": {"head": "lfb", "fbo": "avg"},
-    "lfb_max": {"head": "lfb", "fbo": "max"},
-    "lfb_nl": {"head": "lfb", "fbo": "nl"},
-    "acar": {"head": "acar"},
-    "acfb": {"head": "acfb"},
-}
 GROUPS = ("short_term", "relational", "long_term")
+
+
+@dataclass
+class Chain:
+    """What the heads are trained and scored on: the dataset's ground truth and one bank set
+    (every video; the ground truth of each split picks its keyframes)."""
+
+    label_map: LabelMap
+    train: AvaTable
+    val: AvaTable
+    exclusions: set[KeyframeKey]
+    banks: BankSet
+    feature_dim: int
+    context_dim: int
+    context_grid: int
+    timings: dict[str, float]
+
+
+def build_chain(args: argparse.Namespace, frames: int, stride: int) -> Chain:
+    """Run (or reuse) synth -> ingest -> detect -> finetune -> extract in the workspace ``args.work``."""
+    from stad_core.ingest import IngestConfig
+    from stad_core.stage_configs import DetectStageConfig, FinetuneStageConfig
+    from stad_core.synth import preset_config
+    from storage import open_reader
+    from storage.stages.extract import bank_uris
+    from storage.stages.runner import run_stage
+    from storage.stages.train import load_dataset
+
+    ws = str(args.work)
+    timings: dict[str, float] = {}
+
+    def stage(name: str, config: Any, **upstream: Any) -> Any:
+        start = time.perf_counter()
+        ref = run_stage(name, config, ws, upstream=upstream, force=name == "extract" and args.re_extract)
+        timings[name] = time.perf_counter() - start
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: {'reused' if ref.reused else 'ran'} {ref.counts}", flush=True)
+        return ref
+
+    synth = stage("synth", preset_config("demo", {"videos": args.videos, "seconds": 60, "seed": 0,
+                                                  "keyframe_margin": args.keyframe_margin}))
+    ingest = stage("ingest", IngestConfig(verify_decode=False), synth=synth)
+    detect = stage("detect", DetectStageConfig(source="groundtruth"), ingest=ingest)
+    finetune = stage("finetune", FinetuneStageConfig(
+        width=8, blocks=(1, 1, 1, 1), max_clips=args.ft_max_clips, first_videos=args.ft_videos,
+        train=FinetuneConfig(num_frames=frames, stride=stride, short_side=None, epochs=args.ft_epochs, batch_size=8,
+                             lr=0.05, warmup_steps=20, box_jitter=0.05, hflip=True, seed=0)), ingest=ingest)
+    grid = 8
+    extract = stage("extract", ExtractConfig(num_frames=frames, stride=stride, short_side=None, context_grid=grid,
+                                             batch_size=8, num_workers=0, dtype="float16"),
+                    ingest=ingest, detect=detect, finetune=finetune)
+    data = load_dataset(ingest, "the heads benchmark")
+    uris = bank_uris(extract)
+    banks = BankSet(open_reader(uris["long_term"], cache_bytes=256 << 20),
+                    open_reader(uris["context"], cache_bytes=256 << 20))
+    return Chain(data.labelmap, data.groundtruth("train"), data.groundtruth("val"), data.exclusions, banks,
+                 banks.actors.spec.feature_dim, banks.context.spec.feature_dim, grid, timings)
 
 
 @dataclass
@@ -85,7 +135,7 @@ class RunResult:
 def base_config(args: argparse.Namespace, chain: Chain) -> dict[str, Any]:
     """TrainConfig fields shared by every head (small dims for the tiny backbone)."""
     return dict(
-        num_classes=len(chain.dataset.label_map.ids), actor_dim=chain.feature_dim, context_dim=chain.context_dim,
+        num_classes=len(chain.label_map.ids), actor_dim=chain.feature_dim, context_dim=chain.context_dim,
         long_term_dim=chain.feature_dim, latent_dim=args.latent, reduced_dim=args.latent, relation_dim=args.latent,
         norm_groups=min(32, args.latent // 4), optimizer="adamw", lr=args.lr, weight_decay=1e-4,
         schedule="cosine", warmup_epochs=0.5, epochs=args.epochs, batch_size=args.batch_size,
@@ -93,34 +143,33 @@ def base_config(args: argparse.Namespace, chain: Chain) -> dict[str, Any]:
     ) | dict(kv.split("=", 1) for kv in args.set)  # TrainConfig validates and converts the strings
 
 
-def _val_keyframes(chain: Chain) -> list[tuple[str, float]]:
-    gt = chain.dataset.val
+def _val_keyframes(chain: Chain) -> list[KeyframeKey]:
+    gt = chain.val
     kv, kt, _ = gt.keyframe_groups()
-    return [keyframe_id(gt.videos[i], t) for i, t in zip(kv.tolist(), kt.tolist())]
+    return [KeyframeKey.at(gt.videos[i], t) for i, t in zip(kv.tolist(), kt.tolist())]
 
 
 def train_and_score(
     name: str, seed: int, args: argparse.Namespace, chain: Chain, classes: ClassSpace,
-    train_banks: BankSet, val_banks: BankSet, *, actor_context_dim: int | None = None,
+    banks: BankSet, *, actor_context_dim: int | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
 ) -> RunResult:
-    fields = {**base_config(args, chain), **HEAD_VARIANTS[name], "seed": seed}
+    fields = {**base_config(args, chain), **variant_fields(name), "seed": seed}
     if actor_context_dim is not None:
         fields["actor_context_dim"] = actor_context_dim
     config = TrainConfig(**fields)
-    trainer = Trainer(config, train_banks, chain.dataset.train, classes)
+    trainer = Trainer(config, banks, chain.train, classes)
     if init_state is not None:
         trainer.head.load_acar_state_dict(init_state)  # ACFB starts from the trained ACAR head
     start = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - start
-    preds = predict(trainer.head, val_banks, trainer.loss, classes, window_width=config.window_width,
+    preds = predict(trainer.head, banks, trainer.loss, classes, window_width=config.window_width,
                     window_per_second=config.window_per_second, keyframes=_val_keyframes(chain),
                     batch_size=config.batch_size)
-    result = evaluate_predictions(preds, chain.dataset.val, chain.dataset.label_map,
-                                  exclusions=chain.dataset.exclusions)
+    result = evaluate_predictions(preds, chain.val, chain.label_map, exclusions=chain.exclusions)
     groups = {"all": float(result.mAP)} | {g: float(v) for g, (_, v) in result.groups.items()}
-    names = chain.dataset.label_map.names if hasattr(chain.dataset.label_map, "names") else {}
+    names = chain.label_map.names if hasattr(chain.label_map, "names") else {}
     per_class = {str(names.get(c.id, c.id)): float(c.ap) for c in result.classes}
     actors = sum(len(s.rows) for s in trainer.samples)
     state = {k: v.detach().clone() for k, v in trainer.head.state_dict().items()}
@@ -128,31 +177,26 @@ def train_and_score(
                      actors * config.epochs, state)
 
 
-def actor_context_banks(acar: RunResult, args: argparse.Namespace, chain: Chain, work: Path,
-                        classes: ClassSpace) -> tuple[Any, Any, int, float]:
-    """Run the trained ACAR head over both splits and store its actor-context rows in zarr banks."""
+def actor_context_bank(acar: RunResult, args: argparse.Namespace, chain: Chain, work: Path) -> tuple[Any, float]:
+    """Run the trained ACAR head over every video and store its actor-context rows in a zarr bank."""
+    from dataclasses import replace
+
     from storage import open_bank
 
-    from stad_core.train.trainer import head_from_config
-
     # the same TrainConfig the ACAR run had (``--set`` fields included), so its weights fit
-    head = head_from_config(TrainConfig(**{**base_config(args, chain), **HEAD_VARIANTS["acar"], "seed": acar.seed}))
+    head = build_head(TrainConfig(**{**base_config(args, chain), **variant_fields("acar"), "seed": acar.seed}))
     head.load_state_dict(acar.state)
     digest = __import__("hashlib").sha256(b"".join(v.numpy().tobytes() for v in acar.state.values())).hexdigest()
-    lt_spec = chain.banks["train"].actors.spec
-    spec = BankSpec(kind="actor_context", feature_dim=args.latent, dtype="float16", backbone=f"acar:{lt_spec.backbone}",
+    lt_spec = chain.banks.actors.spec
+    spec = BankSpec(kind="actor_context", feature_dim=args.latent, dtype=lt_spec.dtype, backbone=f"acar:{lt_spec.backbone}",
                     checkpoint_sha256=digest, clip_num_frames=lt_spec.clip_num_frames, clip_stride=lt_spec.clip_stride)
     start = time.perf_counter()
-    out = []
-    for split in ("train", "val"):
-        uri = str(work / "acfb" / f"seed{acar.seed}_{digest[:8]}" / split)
-        bank = open_bank(uri, "a", spec)
-        sb = chain.banks[split]
-        for video, rows in infer_actor_context(head, BankSet(sb.actors, sb.context), batch_size=32):
-            if not bank.is_complete(video):
-                bank.write_video(video, rows)
-        out.append(open_bank(uri, "r"))
-    return out[0], out[1], args.latent, time.perf_counter() - start
+    uri = str(work / "heads-benchmark-acfb" / f"seed{acar.seed}_{digest[:8]}")
+    bank = open_bank(uri, "a", spec)
+    for video, rows in infer_actor_context(head, BankSet(chain.banks.actors, chain.banks.context), batch_size=32):
+        if not bank.is_complete(video):  # the bank stores its spec's dtype; the head computes in float32
+            bank.write_video(video, replace(rows, features=rows.features.astype(spec.numpy_dtype)))
+    return open_bank(uri, "r"), time.perf_counter() - start
 
 
 def summarise(values: Sequence[float]) -> str:
@@ -202,8 +246,8 @@ def check_claims(results: dict[str, list[RunResult]]) -> list[tuple[str, bool, s
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=Path("/tmp/stad_heads_bench/data"), help="synthetic dataset folder")
-    p.add_argument("--work", type=Path, default=Path("/tmp/stad_heads_bench/work"), help="cache of checkpoints and banks")
+    p.add_argument("--work", type=Path, default=Path("/tmp/stad_heads_bench/ws"),
+                   help="workspace of the stages (complete outputs are reused)")
     p.add_argument("--quick", action="store_true", help="small dataset, short fine-tuning, 1 seed, few epochs")
     p.add_argument("--videos", type=int, default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=None)
@@ -239,21 +283,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.seeds = args.seeds or ([0] if quick else [0, 1, 2])
     args.epochs = args.epochs or (3 if quick else 8)
     frames, stride = (int(x) for x in args.clip.split("x"))
-    cfg = ChainConfig(
-        videos=args.videos or (8 if quick else 64), keyframe_margin=args.keyframe_margin,
-        num_frames=frames, stride=stride,
-        ft_epochs=args.ft_epochs or (1 if quick else 5),
-        ft_max_clips=args.ft_max_clips if args.ft_max_clips is not None else (96 if quick else None),
-        ft_videos=args.ft_videos if args.ft_videos is not None else (None if quick else 24),
-    )
+    args.videos = args.videos or (8 if quick else 64)
+    args.ft_epochs = args.ft_epochs or (1 if quick else 5)
+    args.ft_max_clips = args.ft_max_clips if args.ft_max_clips is not None else (96 if quick else None)
+    args.ft_videos = args.ft_videos if args.ft_videos is not None else (None if quick else 24)
     wall = time.perf_counter()
-    chain = build_chain(args.data, args.work, cfg, force_extract=args.re_extract)
-    work = args.work / cfg.tag()
-    classes = ClassSpace.from_label_map(chain.dataset.label_map)
-    tr, va = chain.banks["train"], chain.banks["val"]
-    train_banks, val_banks = BankSet(tr.actors, tr.context), BankSet(va.actors, va.context)
-    names = getattr(chain.dataset.label_map, "names", {})
-    long_classes = [str(names.get(i, i)) for i, t in chain.dataset.label_map.label_types.items() if t == "LONG_TERM"]
+    chain = build_chain(args, frames, stride)
+    classes = ClassSpace.from_label_map(chain.label_map)
+    names = getattr(chain.label_map, "names", {})
+    long_classes = [str(names.get(i, i)) for i, t in chain.label_map.label_types.items() if t == "LONG_TERM"]
 
     results: dict[str, list[RunResult]] = {h: [] for h in args.heads}
     stage_times: dict[str, float] = dict(chain.timings)
@@ -266,14 +304,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             t0 = time.perf_counter()
             if name == "acfb":
                 acar = next(r for r in results["acar"] if r.seed == seed)
-                ac_train, ac_val, ac_dim, sec = actor_context_banks(acar, args, chain, work, classes)
+                ac_bank, sec = actor_context_bank(acar, args, chain, args.work)
                 stage_times["acfb_bank"] = stage_times.get("acfb_bank", 0.0) + sec
                 run = train_and_score(name, seed, args, chain, classes,
-                                      BankSet(tr.actors, tr.context, ac_train), BankSet(va.actors, va.context, ac_val),
-                                      actor_context_dim=ac_dim,
+                                      BankSet(chain.banks.actors, chain.banks.context, ac_bank),
+                                      actor_context_dim=args.latent,
                                       init_state=acar.state if args.acfb_init == "acar" else None)
             else:
-                run = train_and_score(name, seed, args, chain, classes, train_banks, val_banks)
+                run = train_and_score(name, seed, args, chain, classes, chain.banks)
             results[name].append(run)
             stage_times[f"heads:{name}"] = stage_times.get(f"heads:{name}", 0.0) + time.perf_counter() - t0
             g = run.groups
@@ -283,10 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   + f" | {run.clips_per_s:.0f} clips/s", flush=True)
             dump(args.json, results, stage_times)
 
-    sb = chain.banks
-    n_rows = {s: sum(len(sb[s].actors.read_video(v)) for v in sb[s].actors.videos()) for s in sb}
-    print(f"\ndataset: {cfg.videos} videos x {cfg.seconds} s at {args.data}; banks: train {n_rows['train']} rows, "
-          f"val {n_rows['val']} rows (dim {chain.feature_dim}, context {chain.context_dim}x{cfg.context_grid}x{cfg.context_grid})")
+    actors = chain.banks.actors
+    n_rows = sum(len(actors.read_video(v)) for v in actors.videos())
+    print(f"\ndataset: {args.videos} videos x 60 s in {args.work}; bank: {n_rows} rows over {len(actors.videos())} videos "
+          f"(dim {chain.feature_dim}, context {chain.context_dim}x{chain.context_grid}x{chain.context_grid})")
     print(f"heads: latent {args.latent}, AdamW lr {args.lr}, {args.epochs} epochs, batch {args.batch_size}, "
           f"window {args.window}s x {args.per_second}/s, seeds {args.seeds}, torch threads {args.threads}")
     print_table(results, long_classes)

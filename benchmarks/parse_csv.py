@@ -1,6 +1,10 @@
 """Parse (and write) speed of AVA CSVs: generates a seeded detection or ground-truth CSV and times
 ``read_ava_csv`` / ``write_ava_csv`` on it.
 
+``read_ava_csv`` is the one AVA CSV reader (evaluation reads results files with it too); a clean
+generated file takes its fast path (pyarrow), which is what this measures. ``--no-validate-boxes``
+reads as evaluation reads detections.
+
     python benchmarks/parse_csv.py                      # 1M detection rows
     python benchmarks/parse_csv.py --rows 11000000      # evaluation-sized results file
     python benchmarks/parse_csv.py --kind groundtruth --repeat 3
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the CSV here instead of a temp dir")
     parser.add_argument("--keep", action="store_true", help="keep the generated CSV")
+    parser.add_argument("--no-validate-boxes", dest="validate_boxes", action="store_false",
+                        help="skip the [0, 1] box checks, as evaluate_files does for detections")
     args = parser.parse_args(argv)
 
     tmpdir = tempfile.TemporaryDirectory(prefix="stad-bench-")
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     times, cpu = [], []
     for _ in range(args.repeat):
         t0, c0 = time.perf_counter(), time.process_time()
-        read = read_ava_csv(path, kind=args.kind)
+        read = read_ava_csv(path, kind=args.kind, validate_boxes=args.validate_boxes)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         assert len(read) == args.rows, (len(read), args.rows)

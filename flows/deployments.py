@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from flows.stages import REEVALUATE_CRON, STAGES, get_stage
+from flows.registry import FLOWS, REEVALUATE_CRON, get_flow
 from stad_core.errors import ConfigError, StadError
 
 
@@ -36,8 +36,8 @@ def default_parameters(stage: str, workspace: str, config_file: str | None = Non
     """JSON parameters of a deployment: the validated stage config and the workspace."""
     from flows.cli.run import load_stage_config
 
-    spec = get_stage(stage)
-    path = config_file or (spec.default_config if spec.default_config and Path(spec.default_config).is_file() else None)
+    default = get_flow(stage).config_file()
+    path = config_file or (default if default and Path(default).is_file() else None)
     config = load_stage_config(stage, Path(path) if path else None, [])
     return {"config": config.model_dump(mode="json"), "workspace": workspace}
 
@@ -53,14 +53,14 @@ def build_deployments(
     """RunnerDeployments named after their stage (``<flow>/<stage>``), loaded by module path."""
     from prefect.deployments.runner import EntrypointType
 
-    names = list(only) if only else list(STAGES)
+    names = list(only) if only else list(FLOWS)
     for name in [*names, *(configs or {}), *(cron or {}), *(interval or {})]:
-        get_stage(name)  # a typo fails before anything is served
+        get_flow(name)  # a typo fails before anything is served
         if name not in names:
             raise StadError(f"{name!r} is scheduled or configured but not served (add it to --only)")
     deployments = []
     for name in names:
-        spec = get_stage(name)
+        spec = get_flow(name)
         schedule_cron = (cron or {}).get(name)
         if name == "reevaluate" and schedule_cron is None and name not in (interval or {}):
             schedule_cron = REEVALUATE_CRON  # its whole point is to run on a schedule
@@ -70,8 +70,8 @@ def build_deployments(
                 parameters=default_parameters(name, workspace, (configs or {}).get(name)),
                 cron=schedule_cron,
                 interval=(interval or {}).get(name),
-                description=spec.summary,
-                tags=["stad", "gpu"] if spec.gpu else ["stad"],
+                description=spec.describe(),
+                tags=["stad", "gpu"] if spec.needs_gpu() else ["stad"],
                 entrypoint_type=EntrypointType.MODULE_PATH,
             )
         )
@@ -91,7 +91,7 @@ def serve_deployments(
     from prefect import serve
 
     from flows.gpu import ensure_gpu_limit
-    from flows.runtime import api_url
+    from flows.runner import api_url
 
     if api_url() is None:
         # Served deployments are triggered from outside (UI, CLI, schedules): that needs a server

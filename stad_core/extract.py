@@ -1,10 +1,12 @@
 """Extraction loop: videos + per-keyframe person boxes -> actor feature rows (and context maps).
 
 DataLoader workers decode and sample the clips (PyAV, one forward pass per video) and hand over
-batches of clips (filled across keyframes and videos of equal frame size); the main process runs the backbone on the caller's device (fp16
-autocast on CUDA), pools actor features (:func:`~stad_core.models.actor_features.roi_actor_features`)
-and, once every clip of a video is done, hands the video's rows to the writer. The unit of resume
-is the video: a video already complete in the writer with the same input hash is skipped.
+batches of clips (filled across keyframes and videos of equal frame size); the main process runs
+the backbone on the caller's device (fp16 autocast on CUDA), pools actor features
+(:func:`~stad_core.models.actor_features.roi_actor_features`) and, once every clip of a video is
+done, hands the video's rows to the writer, in the writer's spec dtype (the one conversion of the
+features: banks check the dtype, they never cast). The unit of resume is the video: a video already
+complete in the writer with the same input hash is skipped, unless the run is forced.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pydantic import Field
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from stad_core.ava.proposals import KeyframeDetections, checked_person_ids
-from stad_core.banks import ActorRows, ContextMaps, FeatureBankWriter
+from stad_core.banks import ActorRows, BankError, ContextMaps, FeatureBankWriter
 from stad_core.config import StageConfig
 from stad_core.models.actor_features import context_maps, roi_actor_features
 from stad_core.models.base import VideoBackbone, frames_to_clip
@@ -40,7 +42,8 @@ class ExtractConfig(StageConfig):
     context_grid: int | None = Field(None, ge=1, description="pool context maps to this grid (null: full map)")
     batch_size: int = Field(8, ge=1, description="clips per backbone forward (clips of one video)")
     num_workers: int = Field(2, ge=0, description="decoding worker processes (0: decode in the main process)")
-    dtype: Literal["float16", "float32"] = Field("float16", description="stored feature dtype")
+    dtype: Literal["float16", "float32"] = Field(
+        "float16", description="stored feature dtype: the banks' specs must say the same (checked)")
     amp: bool = Field(True, description="fp16 autocast on CUDA")
     skip_empty: bool = Field(True, description="do not run clips whose keyframe has no boxes (unless writing context)")
 
@@ -180,6 +183,7 @@ def extract_features(
     *,
     context_writer: FeatureBankWriter | None = None,
     device: str | torch.device = "cpu",
+    force: bool = False,
     on_progress: ProgressFn | None = None,
 ) -> ExtractSummary:
     """Extract actor rows of every job's keyframes and write them video by video.
@@ -187,9 +191,14 @@ def extract_features(
     Args:
         jobs: the videos and their per-keyframe boxes (normalised xyxy).
         backbone: any :class:`VideoBackbone`; moved to ``device`` and put in eval mode.
-        writer: receives ``write_video(video_id, ActorRows, meta={"input_hash": ...})``.
+        writer: receives ``write_video(video_id, ActorRows, meta={"input_hash": ...})``, features
+            ``[R, D]`` in ``writer.spec.dtype``.
+        config: ``config.dtype`` must equal every writer's ``spec.dtype`` (:class:`BankError`
+            before any video is processed otherwise).
         context_writer: optional; receives ``write_context(video_id, ContextMaps)`` with one
-            temporally averaged (and ``context_grid``-pooled) map per keyframe.
+            temporally averaged (and ``context_grid``-pooled) map per keyframe, in its spec dtype.
+        force: recompute and rewrite every video, even those already complete with the same
+            input hash.
         on_progress: ``(videos done, videos total)``.
     """
     config = config or ExtractConfig()
@@ -197,6 +206,12 @@ def extract_features(
         raise ValueError(f"bank feature_dim {writer.spec.feature_dim} != backbone output {backbone.out_channels}")
     if context_writer is not None and config.context_grid is None:
         raise ValueError("writing context maps needs context_grid (banks store a fixed grid)")
+    for name, w in (("bank", writer), ("context bank", context_writer)):
+        if w is not None and w.spec.dtype != config.dtype:
+            raise BankError(
+                f"extract config dtype {config.dtype} != {name} spec dtype {w.spec.dtype} ({w!r}): "
+                "the bank's spec fixes the stored dtype; make the two agree"
+            )
     device = torch.device(device)
     backbone = backbone.to(device).eval()
     bid = backbone_id(backbone)
@@ -204,13 +219,13 @@ def extract_features(
     summary = ExtractSummary()
     want_context = context_writer is not None
     grid = config.context_grid
-    out_dtype = np.dtype(config.dtype)
 
     # Plan: which videos still need work, and which clips of each.
     todo: list[tuple[VideoJob, str, list[KeyframeDetections]]] = []
     for job in jobs:
         ihash = job.input_hash(chash, bid)
-        done = writer.is_complete(job.video_id) and writer.video_meta(job.video_id).get("input_hash") == ihash
+        done = not force and writer.is_complete(job.video_id) and \
+            writer.video_meta(job.video_id).get("input_hash") == ihash
         if done and want_context:
             done = context_writer.is_complete(job.video_id) and \
                 context_writer.video_meta(job.video_id).get("input_hash") == ihash
@@ -234,6 +249,7 @@ def extract_features(
         ts = [d.key.timestamp for d in frames]
         feats = [acc["feats"][k] for k in sorted(acc["feats"])]  # clip order = time order
         dim = backbone.out_channels
+        out_dtype = writer.spec.numpy_dtype  # the one cast of the features: to the bank's own dtype
         features = np.concatenate(feats).astype(out_dtype) if feats else np.zeros((0, dim), out_dtype)
         boxes = np.concatenate([by_t[t].boxes for t in ts]).astype(np.float32) if ts else np.zeros((0, 4), np.float32)
         scores = np.concatenate([by_t[t].scores for t in ts]).astype(np.float32) if ts else np.zeros(0, np.float32)
@@ -246,8 +262,9 @@ def extract_features(
         meta = {"input_hash": ihash}
         if want_context:
             ctx = [acc["ctx"][k] for k in sorted(acc["ctx"])]
-            maps = np.concatenate(ctx).astype(out_dtype) if ctx else \
-                np.zeros((0, dim, grid or 1, grid or 1), out_dtype)
+            ctx_dtype = context_writer.spec.numpy_dtype
+            maps = np.concatenate(ctx).astype(ctx_dtype) if ctx else \
+                np.zeros((0, dim, grid or 1, grid or 1), ctx_dtype)
             context_writer.write_context(job.video_id, ContextMaps(maps, np.asarray(ts, np.float64)), meta=meta)
         writer.write_video(job.video_id, ActorRows(features, boxes, scores, stamps, pids, source), meta=meta)
         summary.written.append(job.video_id)

@@ -20,11 +20,13 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from stad_core.atomic import atomic_write
 from stad_core.ava.table import AvaTable
 from stad_core.config import StageConfig
 from stad_core.models.actor_features import roi_actor_features
 from stad_core.models.base import VideoBackbone, frames_to_clip
-from stad_core.progress import ProgressFn, report
+from stad_core.progress import ProgressFn
+from stad_core.train.schedule import WarmupSteps
 
 
 class FinetuneConfig(StageConfig):
@@ -166,10 +168,10 @@ class FinetuneResult:
 
 def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, epoch: int, step: int,
                     history: list[float], config: FinetuneConfig) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "step": step,
-                "history": history, "rng": torch.get_rng_state(), "config_hash": config.config_hash()}, tmp)
-    tmp.replace(path)  # atomic: a kill never leaves a half-written checkpoint
+    """Write the resume state after ``epoch`` epochs / ``step`` steps (atomic: a kill never leaves half a file)."""
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "step": step,
+             "history": history, "rng": torch.get_rng_state(), "config_hash": config.config_hash()}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def finetune_backbone(
@@ -207,7 +209,8 @@ def finetune_backbone(
         torch.set_rng_state(state["rng"])
     dataset = ActorClipDataset(samples, config.num_frames, config.stride, config.short_side)
     per_epoch = -(-len(dataset) // config.batch_size)
-    total = per_epoch * config.epochs
+    steps = WarmupSteps(opt, config.lr, config.warmup_steps, per_epoch * config.epochs, step=step,
+                        on_progress=on_progress)
     for epoch in range(start_epoch, config.epochs):
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=gen,
@@ -223,20 +226,15 @@ def finetune_backbone(
                     if config.hflip and torch.rand((), generator=gen) < 0.5:
                         clips[i], boxes[i] = _flip(clips[i], boxes[i])
                     boxes[i] = jitter_boxes(boxes[i], config.box_jitter, gen)
-            warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
-            for group in opt.param_groups:
-                group["lr"] = config.lr * warm
-            logits = model(frames_to_clip(clips).to(device), [b.to(device) for b in boxes])
-            loss = F.binary_cross_entropy_with_logits(logits, labels.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            step += 1
-            report(on_progress, step, total)
+
+            def loss_of() -> Tensor:
+                logits = model(frames_to_clip(clips).to(device), [b.to(device) for b in boxes])
+                return F.binary_cross_entropy_with_logits(logits, labels.to(device))
+
+            losses.append(steps(loss_of))
         history.append(float(np.mean(losses)) if losses else float("nan"))
         if ckpt is not None:
-            save_checkpoint(ckpt, model, opt, epoch + 1, step, history, config)
+            save_checkpoint(ckpt, model, opt, epoch + 1, steps.step, history, config)
     model.eval()
     return FinetuneResult(history, config.epochs - start_epoch)
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import field_validator, model_validator
 
+from stad_core.atomic import atomic_write
 from stad_core.ava import read_ava_csv, read_exclusions, read_labelmap
 from stad_core.config import StageConfig
 from stad_core.errors import InputFileError
@@ -476,18 +476,9 @@ def table_hash(table: pa.Table) -> str:
 
 
 def _write_parquet(table: pa.Table, path: Path, meta: dict[str, str]) -> Path:
-    """Write atomically: a temporary file in the same folder, then rename over the old one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``table`` with ``meta`` as its schema metadata, atomically."""
     table = table.replace_schema_metadata({k.encode(): v.encode() for k, v in meta.items()})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ __all__ = [
     "nearest_frame_index",
     "output_size",
     "probe",
-    "write_video",
+    "encode_video",
 ]
 
 # Slack for comparing times in seconds (float error of pts * time_base, not a frame tolerance).
@@ -612,7 +612,7 @@ def decode_frames_at(path: str | Path, times: Sequence[float], *, short_side: in
         return reader.frames_at(times, short_side=short_side)
 
 
-def write_video(
+def encode_video(
     path: str | Path,
     frames: np.ndarray | torch.Tensor | Iterable[np.ndarray],
     *,

@@ -28,6 +28,7 @@ import zarr
 from zarr.core.sync import sync
 
 from stad_core.banks import (
+    COLUMN_DTYPES,
     ROW_KINDS,
     ActorRows,
     BankError,
@@ -202,10 +203,16 @@ class ZarrBank(RowReader):
         group = self._root.create_group(f"videos/{video_id}/v{n}", attributes={"complete": False, **attrs})
         return group, n
 
-    def _array(self, group: Any, name: str, data: np.ndarray, chunks: tuple[int, ...], dims: tuple[str, ...]) -> None:
+    def _array(
+        self, group: Any, name: str, data: np.ndarray, dtype: np.dtype, chunks: tuple[int, ...], dims: tuple[str, ...]
+    ) -> None:
+        """Create ``name`` with ``dtype`` (the spec's for features/maps, the format's for the rest)
+        and fill it with ``data`` (already checked to have that dtype)."""
+        if data.dtype != dtype:  # the checks ran first: reaching this is a bug, not bad input
+            raise BankError(f"{self.uri}: {name} is {data.dtype}, its array is {dtype}")
         chunks = tuple(max(1, c) for c in chunks)
         arr = group.create_array(
-            name, shape=data.shape, dtype=data.dtype, chunks=chunks, compressors=compressors(self.codec),
+            name, shape=data.shape, dtype=dtype, chunks=chunks, compressors=compressors(self.codec),
             fill_value=0, dimension_names=dims,
             # Store every chunk, even all-zero ones: then a missing chunk object means damage, which
             # `verify` can report (zarr would silently read it back as zeros). A runtime setting:
@@ -236,10 +243,11 @@ class ZarrBank(RowReader):
     def write_video(self, video_id: str, rows: ActorRows, *, meta: Mapping[str, Any] | None = None) -> None:
         """Write (or replace) one video's rows; readers see it only once it is complete.
 
-        ``rows`` are validated against the spec, cast to its dtype and time-sorted.
+        ``rows`` are checked against the spec (features must be ``spec.dtype``: a
+        :class:`BankError` otherwise, see ``stad_core.banks.checks``) and time-sorted.
         """
         validate_video_id(video_id)
-        rows = check_rows(rows, self._spec, video_id)
+        rows = check_rows(rows, self._spec, video_id, bank=self.uri)
         index = second_index(rows.timestamps)
         r, d = rows.features.shape
         attrs = {
@@ -248,18 +256,19 @@ class ZarrBank(RowReader):
         }
         group, n = self._new_version(video_id, {"rows": r})
         cr = chunk_rows_for(d * rows.features.itemsize, self.chunk_bytes, r)
-        self._array(group, "features", rows.features, (cr, d), ("row", "channel"))
-        self._array(group, "boxes", rows.boxes, (r, 4), ("row", "coord"))
-        self._array(group, "scores", rows.scores, (r,), ("row",))
-        self._array(group, "timestamps", rows.timestamps, (r,), ("row",))
-        self._array(group, "person_ids", rows.person_ids, (r,), ("row",))
-        self._array(group, "second_offsets", index.offsets, (len(index.offsets),), ("second_edge",))
+        self._array(group, "features", rows.features, self._spec.numpy_dtype, (cr, d), ("row", "channel"))
+        self._array(group, "boxes", rows.boxes, COLUMN_DTYPES["boxes"], (r, 4), ("row", "coord"))
+        self._array(group, "scores", rows.scores, COLUMN_DTYPES["scores"], (r,), ("row",))
+        self._array(group, "timestamps", rows.timestamps, COLUMN_DTYPES["timestamps"], (r,), ("row",))
+        self._array(group, "person_ids", rows.person_ids, COLUMN_DTYPES["person_ids"], (r,), ("row",))
+        self._array(group, "second_offsets", index.offsets, np.dtype(np.int64), (len(index.offsets),),
+                    ("second_edge",))
         self._finish(video_id, group, n, attrs)
 
     def write_context(self, video_id: str, maps: ContextMaps, *, meta: Mapping[str, Any] | None = None) -> None:
-        """Write (or replace) one video's context maps [K, C, h, w]."""
+        """Write (or replace) one video's context maps [K, C, h, w] (in ``spec.dtype``, checked)."""
         validate_video_id(video_id)
-        maps = check_context(maps, self._spec, video_id)
+        maps = check_context(maps, self._spec, video_id, bank=self.uri)
         k = len(maps)
         per_map = int(np.prod(maps.maps.shape[1:])) * maps.maps.itemsize
         ck = chunk_rows_for(per_map, self.chunk_bytes, k) if per_map * 16 <= self.chunk_bytes else max(
@@ -270,8 +279,9 @@ class ZarrBank(RowReader):
         attrs = {"rows": k, "first_second": first, "num_seconds": last - first + 1, "source": "context",
                  "meta": dict(meta or {})}
         group, n = self._new_version(video_id, {"rows": k})
-        self._array(group, "maps", maps.maps, (ck, *maps.maps.shape[1:]), ("keyframe", "channel", "y", "x"))
-        self._array(group, "timestamps", maps.timestamps, (k,), ("keyframe",))
+        self._array(group, "maps", maps.maps, self._spec.numpy_dtype, (ck, *maps.maps.shape[1:]),
+                    ("keyframe", "channel", "y", "x"))
+        self._array(group, "timestamps", maps.timestamps, COLUMN_DTYPES["timestamps"], (k,), ("keyframe",))
         self._finish(video_id, group, n, attrs)
 
     def delete_video(self, video_id: str) -> None:

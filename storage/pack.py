@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from stad_core.banks import ROW_KINDS, BankError, BankSpec, SecondIndex
+from stad_core.banks import COLUMN_DTYPES, ROW_KINDS, BankError, BankSpec, SecondIndex
 from stad_core.progress import ProgressFn, report
 from storage.banks import FORMAT, FORMAT_VERSION, ROOT_KEY, VideoInfo, ZarrBank, chunk_rows_for
 from storage.cache import ChunkCache
@@ -79,12 +79,12 @@ def pack_bank(
         shards=(shard_rows, d) if total else None, compressors=comp, fill_value=0,
         dimension_names=("row", "channel"),
     )
-    small_shapes = {"boxes": ((total, 4), np.float32, ("row", "coord")), "scores": ((total,), np.float32, ("row",)),
-                    "timestamps": ((total,), np.float64, ("row",)), "person_ids": ((total,), np.int64, ("row",))}
+    small_shapes = {"boxes": ((total, 4), ("row", "coord")), "scores": ((total,), ("row",)),
+                    "timestamps": ((total,), ("row",)), "person_ids": ((total,), ("row",))}
     small = {
-        name: root.create_array(name, shape=shape, dtype=dt, chunks=(shard_rows, *shape[1:]), compressors=comp,
-                                fill_value=0, dimension_names=dims)
-        for name, (shape, dt, dims) in small_shapes.items()
+        name: root.create_array(name, shape=shape, dtype=COLUMN_DTYPES[name], chunks=(shard_rows, *shape[1:]),
+                                compressors=comp, fill_value=0, dimension_names=dims)
+        for name, (shape, dims) in small_shapes.items()
     }
 
     table: dict[str, list[Any]] = {k: [] for k in (

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FORBIDDEN = {
     "stad_core": {"prefect", "prefect_dask", "zarr", "numcodecs", "storage", "flows", "dask", "distributed"},
-    "storage": {"prefect", "prefect_dask", "flows"},
+    "storage": {"prefect", "prefect_dask", "flows", "dask", "distributed"},
 }
 
 

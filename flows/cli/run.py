@@ -14,44 +14,14 @@ from typing import Any
 
 import typer
 
-from flows.stages import STAGES  # light: the registry imports stage modules lazily
-
-def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"synth.videos": 2}`` -> ``{"synth": {"videos": 2}}`` (sections of the pipeline config)."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        parts = key.split(".")
-        node = out
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                from stad_core.errors import ConfigError
-
-                raise ConfigError(f"setting {key!r}: {part!r} is not a section")
-            node = child
-        node[parts[-1]] = value
-    return out
-
-
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
-        else:
-            merged[key] = value
-    return merged
-
+from flows.registry import FLOWS  # light: the registry imports stage modules lazily
 
 def load_stage_config(stage: str, path: Path | None, overrides: Sequence[str]) -> Any:
     """The stage's config model from an optional YAML file plus ``key=value`` (dotted for sections)."""
-    from flows.stages import get_stage
-    from stad_core.config import build_config, parse_overrides, read_yaml_mapping
+    from flows.registry import get_flow
+    from stad_core.config import load_config
 
-    cls = get_stage(stage).load_config_class()
-    values = _nest(read_yaml_mapping(path)) if path is not None else {}
-    values = _merge(values, _nest(parse_overrides(overrides)))
-    return build_config(cls, values, source=str(path) if path is not None else f"{stage} settings")
+    return load_config(get_flow(stage).load_config_class(), path, overrides)
 
 
 def run_stage(
@@ -65,10 +35,10 @@ def run_stage(
     workers: int | None = None,
 ) -> Any:
     """Run one stage flow (or the pipeline) with the chosen task runner; returns its StageRef(s)."""
-    from flows.runtime import RunOptions, gpu_enabled_on_dask, task_runner_for
-    from flows.stages import get_stage
+    from flows.runner import RunOptions, gpu_enabled_on_dask, task_runner_for
+    from flows.registry import get_flow
 
-    spec = get_stage(stage)
+    spec = get_flow(stage)
     if gpu_fallback not in ("error", "cpu"):
         from stad_core.errors import ConfigError
 
@@ -77,7 +47,7 @@ def run_stage(
                          max_workers=workers)
     os.environ["STAD_GPU_FALLBACK"] = gpu_fallback  # read by map_videos inside the flow
     runner = task_runner_for(options)
-    if spec.gpu and dask:
+    if spec.needs_gpu() and dask:
         gpu_enabled_on_dask(options)  # fail before any work when no worker offers a GPU
     flow = spec.load_flow().with_options(task_runner=runner)
     return flow(config=config, workspace=workspace, force=force)
@@ -117,7 +87,7 @@ def _run_command(
     stage: str, config: Path | None, overrides: list[str] | None, workspace: str, force: bool,
     dask: str | None, gpu_fallback: str, workers: int | None,
 ) -> None:
-    from flows.runtime import prepare_prefect_env
+    from flows.runner import prepare_prefect_env
 
     prepare_prefect_env()
     cfg = load_stage_config(stage, config, overrides or [])
@@ -141,7 +111,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("run")
     def run(
-        stage: str = typer.Argument(..., help=f"One of: {', '.join(STAGES)}."),
+        stage: str = typer.Argument(..., help=f"One of: {', '.join(FLOWS)}."),
         overrides: list[str] = _OVERRIDES,
         config: Path | None = _CONFIG,
         workspace: str = _WORKSPACE,
@@ -162,18 +132,18 @@ def register(app: typer.Typer) -> None:
         workers: int | None = _WORKERS,
     ) -> None:
         """Run the whole pipeline on the synthetic dataset with an embedded Prefect (no set-up)."""
-        from flows.runtime import prepare_prefect_env
+        from flows.runner import prepare_prefect_env
 
         # Before Prefect is imported: a home (database, settings) under --out unless one is configured.
         prepare_prefect_env(out / ".prefect", quiet=not verbose)
-        from flows.pipeline import demo_config
+        from stad_core.stage_configs import demo_config
 
         config = demo_config(preset)
         started = time.perf_counter()
         result = _with_progress(lambda: run_stage("pipeline", config, workspace=str(out), force=force,
                                                   workers=workers), disable=verbose)
         elapsed = time.perf_counter() - started
-        from flows.workspace import Workspace
+        from storage.workspace import Workspace
 
         print_refs(result, f"stad demo: pipeline on the synthetic '{preset}' dataset", root=Workspace(out).root)
         print_results(result, f"results: {config.evaluate.split} frame-mAP@0.5 (%), ground-truth boxes")
@@ -210,7 +180,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from flows.workspace import Workspace
+        from storage.workspace import Workspace
 
         ws = Workspace(workspace)
         if stage is None:
@@ -244,7 +214,7 @@ def print_results(refs: Mapping[str, Any], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from flows.evaluate import read_summary
+    from storage.stages.evaluate import read_summary
 
     summaries = [read_summary(ref) for name, ref in refs.items() if name.startswith("evaluate:")]
     if not summaries:
@@ -263,9 +233,9 @@ def print_history(workspace: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from flows.evaluate import read_history
+    from storage.stages.evaluate import workspace_history
 
-    rows = read_history(workspace)
+    rows = workspace_history(workspace)
     if not rows:
         typer.echo(f"{workspace}: no evaluations yet (results history is empty)")
         return
@@ -283,7 +253,7 @@ def _with_progress(fn: Any, *, disable: bool) -> Any:
     """Run ``fn`` with one rich progress bar per stage, fed by the flows' progress reports."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flows.runtime import progress_listener
+    from storage.stages.progress import progress_listener
 
     with Progress(TextColumn("[bold]{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   disable=disable) as progress:

@@ -33,17 +33,15 @@ def register(app: typer.Typer) -> None:
         """
         import time
 
-        from stad_core.config import parse_overrides, read_yaml_mapping
-        from stad_core.synth import check_target, generate_dataset, preset_config
+        from stad_core.config import load_config
+        from stad_core.synth import SynthConfig, check_target, generate_dataset, preset_config
 
         from flows.cli.progress import progress_bar
 
-        values = read_yaml_mapping(config) if config is not None else {}
-        values.update(parse_overrides(overrides or []))
-        for key, value in (("videos", videos), ("seconds", seconds), ("seed", seed)):
-            if value is not None:
-                values[key] = value
-        cfg = preset_config(preset, values)
+        options = [f"{key}={value}" for key, value in (("videos", videos), ("seconds", seconds), ("seed", seed))
+                   if value is not None]
+        cfg = load_config(SynthConfig, config, [*(overrides or []), *options],
+                          base=preset_config(preset).model_dump())
         if check_target(out, cfg, force=force):  # refuse or skip before drawing a progress bar
             typer.echo(f"{out}: identical dataset already present (config {cfg.config_hash()}); nothing to do")
             return

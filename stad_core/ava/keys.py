@@ -1,9 +1,13 @@
-"""Keyframe keys (``video_id,tttt``) and the error type of the AVA readers."""
+"""Keyframe keys (``video_id,tttt``) and the error type of the AVA readers.
+
+:class:`KeyframeKey` is the one keyframe identity of the project: exclusions, proposals, detector
+output, ground truth grouped for training and the keyframes a prediction covers all use it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from stad_core.errors import InputFileError
 
@@ -17,15 +21,17 @@ def image_key(video_id: str, timestamp: int) -> str:
     return f"{video_id},{int(timestamp):04d}"
 
 
-@dataclass(frozen=True, order=True)
-class KeyframeKey:
-    """One keyframe: a video and an integer second of its own timeline.
+class KeyframeKey(NamedTuple):
+    """One keyframe: a video and a time in seconds of its own timeline.
 
-    Orders by ``(video_id, timestamp)``. ``"902"`` and ``"0902"`` name the same keyframe.
+    A named tuple, so keys hash and compare cheaply (training looks one up per bank keyframe) and
+    order by ``(video_id, timestamp)``. Every AVA keyframe is a whole second held as an ``int``;
+    ``"902"`` and ``"0902"`` name the same keyframe. Only :meth:`at` on a fractional time (a
+    non-AVA timeline) gives a float timestamp.
     """
 
     video_id: str
-    timestamp: int
+    timestamp: float
 
     @property
     def image_key(self) -> str:
@@ -34,6 +40,17 @@ class KeyframeKey:
 
     def __str__(self) -> str:
         return self.image_key
+
+    @classmethod
+    def at(cls, video_id: str, t: float) -> KeyframeKey:
+        """The keyframe at ``t`` seconds, a float read from a bank row or a CSV.
+
+        Times are compared at millisecond precision (bank rows and CSVs round-trip floats): ``t`` is
+        rounded to 3 decimals, and a whole second becomes an ``int``, so
+        ``KeyframeKey.at("v", 902.0004) == KeyframeKey("v", 902)`` (equal hashes too).
+        """
+        t = round(float(t), 3)
+        return cls(str(video_id), int(t) if t.is_integer() else t)
 
     @classmethod
     def parse(cls, text: str) -> KeyframeKey:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stad_core.ava.csv_io import read_ava_csv, write_ava_csv
+from stad_core.ava.csv_read import read_ava_csv
+from stad_core.ava.csv_write import write_ava_csv
 from stad_core.ava.keys import AvaFormatError, KeyframeKey, check_readable
 from stad_core.ava.table import AvaTable
 from stad_core.boxes import BOX_TOLERANCE, boxes_in_unit_range, finite_boxes

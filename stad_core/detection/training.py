@@ -17,10 +17,12 @@ from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
+from stad_core.atomic import atomic_write
 from stad_core.ava.proposals import KeyframeDetections
 from stad_core.config import StageConfig
 from stad_core.detection.detectors import PERSON_LABEL
-from stad_core.progress import ProgressFn, report
+from stad_core.progress import ProgressFn
+from stad_core.train.schedule import WarmupSteps
 
 
 @dataclass
@@ -96,8 +98,7 @@ def finetune_detector(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     per_epoch = -(-len(samples) // config.batch_size)
-    total = per_epoch * config.epochs
-    step = 0
+    steps = WarmupSteps(opt, config.lr, config.warmup_iters, per_epoch * config.epochs, on_progress=on_progress)
     history: list[float] = []
     for _ in range(config.epochs):
         order = torch.randperm(len(samples), generator=gen).tolist()
@@ -108,16 +109,7 @@ def finetune_detector(
             images, targets = zip(*(_target(s, f) for s, f in zip(batch, flips, strict=True)), strict=True)
             images = [im.to(device) for im in images]
             targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-            warm = min(1.0, (step + 1) / config.warmup_iters) if config.warmup_iters else 1.0
-            for group in opt.param_groups:
-                group["lr"] = config.lr * warm
-            loss = sum(model(images, targets).values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            step += 1
-            report(on_progress, step, total)
+            losses.append(steps(lambda: sum(model(images, targets).values())))
         history.append(float(np.mean(losses)))
     model.eval()
     return history
@@ -125,9 +117,5 @@ def finetune_detector(
 
 def save_detector(path: str | Path, model: nn.Module, name: str, num_classes: int = 2) -> Path:
     """Save a fine-tuned detector (``{"model": state_dict, "name", "num_classes"}``) for ``build_detector``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"model": model.state_dict(), "name": name, "num_classes": num_classes}, tmp)
-    tmp.replace(path)  # atomic: a killed run never leaves a half-written checkpoint
-    return path
+    state = {"model": model.state_dict(), "name": name, "num_classes": num_classes}
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))  # a killed run never leaves half a file

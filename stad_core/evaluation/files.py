@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stad_core.ava import read_ava_csv, read_detections_lean, read_exclusions, read_labelmap
+from stad_core.ava import read_ava_csv, read_exclusions, read_labelmap
 from stad_core.ava.keys import AvaFormatError
 from stad_core.errors import StadError
 from stad_core.evaluation.frame_map import FrameMapResult, evaluate_frame_map
@@ -41,9 +41,7 @@ def evaluate_files(
     if len(labels.names) == 0:
         raise AvaFormatError(labelmap, "the label map defines no classes", hint="it needs item { name: ... id: N } entries")
     gt = read_ava_csv(groundtruth, kind="groundtruth", allow_boxless_rows=rules.protocol == "2020")
-    # Lean loader for the common clean file; anything unusual goes through the shared reader,
-    # which names the file and line of the problem.
-    det = read_detections_lean(detections) or read_ava_csv(detections, kind="detections", validate_boxes=False)
+    det = read_ava_csv(detections, kind="detections", validate_boxes=False)
     if len(det) and bool((det.action_id < 0).any()):
         raise AvaFormatError(
             detections,

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from stad_core import __version__
+from stad_core.atomic import atomic_write_text
 from stad_core.errors import StadError
 from stad_core.progress import ProgressFn, report
 from stad_core.synth.classes import CLASSES, GROUPS, MIN_IN_FRAME, MIN_UNOCCLUDED
@@ -38,7 +39,7 @@ from stad_core.synth.planner import plan_world
 from stad_core.synth.render import render_background, render_frame
 from stad_core.synth.rules import KeyframeLabels, label_keyframe
 from stad_core.synth.world import World
-from stad_core.video import write_video
+from stad_core.video import encode_video
 
 GENERATOR_VERSION = "2"  # bump whenever the same config would render different data
 RECOMMENDED_CLIP = {"frames": 16, "stride": 1, "seconds": 1.6, "alternative": "8x2 (1.6 s)"}
@@ -105,7 +106,7 @@ def render_video(config: SynthConfig, index: int, path: Path, on_frame: Progress
 
     # Single-threaded x264 without B-frames: reproducible bytes and cheap seeks.
     x264 = {"crf": str(config.crf), "preset": "veryfast", "bf": "0", "threads": "1"}
-    write_video(path, frames(), fps=config.fps, keyframe_interval=config.gop, options=x264)
+    encode_video(path, frames(), fps=config.fps, keyframe_interval=config.gop, options=x264)
     counts: Counter[int] = Counter(a for kf in labels for acts in kf.actions.values() for a in acts)
     stats = {
         "video_id": world.video_id,
@@ -292,9 +293,7 @@ def generate_dataset(
     results.sort(key=lambda r: r.index)
     files = write_annotations(out, config, results)
     manifest = dataset_manifest(config, results, files)
-    tmp = out / "dataset.json.partial"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-    tmp.replace(out / "dataset.json")
+    atomic_write_text(out / "dataset.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     t = manifest["totals"]
     return SynthSummary(out, t["videos"], t["rows"], t["boxes"], t["keyframes"], t["excluded_keyframes"],
                         config.config_hash(), skipped=False)

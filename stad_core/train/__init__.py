@@ -18,7 +18,7 @@ from stad_core.train.acfb import infer_actor_context
 from stad_core.train.checkpoint import Checkpoint, EpochRecord, RNGState, load_checkpoint, save_checkpoint
 from stad_core.train.config import LossName, OptimizerName, ScheduleName, TrainConfig
 from stad_core.train.data import BankSet, Batch, Sample, check_banks, make_batch, prediction_samples, training_samples
-from stad_core.train.labels import ClassSpace, KeyframeTruth, assign_labels, group_ground_truth, keyframe_id
+from stad_core.train.labels import ClassSpace, KeyframeTruth, assign_labels, group_ground_truth
 from stad_core.train.losses import ActionLoss
 from stad_core.train.predict import Predictions, evaluate_predictions, predict, write_predictions_csv
 from stad_core.train.schedule import LRSchedule
@@ -27,7 +27,6 @@ from stad_core.train.trainer import (
     TrainResult,
     Trainer,
     Validation,
-    head_from_config,
     load_trained_head,
     loss_from_config,
     optimizer_from_config,
@@ -57,15 +56,14 @@ __all__ = [
     "check_banks",
     "evaluate_predictions",
     "group_ground_truth",
-    "head_from_config",
     "infer_actor_context",
-    "keyframe_id",
     "load_checkpoint",
     "load_trained_head",
     "loss_from_config",
     "make_batch",
     "optimizer_from_config",
     "predict",
+    "write_predictions_csv",
     "prediction_samples",
     "save_checkpoint",
     "training_samples",

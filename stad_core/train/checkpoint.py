@@ -10,7 +10,6 @@ they load with ``torch.load(weights_only=True)`` (no pickled code).
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stad_core.atomic import atomic_write
 from stad_core.errors import StadError
 
 CHECKPOINT_VERSION = 1
@@ -82,15 +82,10 @@ class Checkpoint:
 
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
-    """Write ``checkpoint`` atomically (temporary file + rename) and return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``checkpoint`` atomically (:func:`stad_core.atomic.atomic_write`) and return its path."""
     payload = asdict(checkpoint)
     payload["rng"] = {**payload["rng"], "python": list(payload["rng"]["python"])}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

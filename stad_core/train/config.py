@@ -7,30 +7,20 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from stad_core.config import StageConfig
-from stad_core.heads import FBOName, HeadName
+from stad_core.heads import HeadArchitecture
 
 LossName = Literal["bce", "focal", "pose_softmax"]
 OptimizerName = Literal["sgd", "adamw"]
 ScheduleName = Literal["cosine", "step", "constant"]
 
 
-class TrainConfig(StageConfig):
-    # head and its dimensions (bank feature dims must match the banks; checked at start)
-    head: HeadName = "linear"
-    num_classes: int = Field(80, gt=0)
-    actor_dim: int = Field(2304, gt=0)
-    context_dim: int | None = None
-    long_term_dim: int | None = None
-    actor_context_dim: int | None = None
-    mlp_hidden: int | None = None
-    fbo: FBOName = "nl"
-    latent_dim: int = 512
-    reduced_dim: int = 1024
-    relation_dim: int = 512
-    num_layers: int = 2
-    depth: int = 1
-    norm_groups: int = 32
-    actor_location: bool = True  # ACRN/ACAR/ACFB: add a map of the actor's box to the tiled actor-context maps
+class TrainConfig(StageConfig, HeadArchitecture):
+    """The head (its name and dimensions: ``HeadArchitecture``'s fields) and how it is trained.
+
+    Flat, so the YAML files and checkpoints list every setting side by side; ``build_head(config)``
+    builds the head straight from it.
+    """
+
     # data
     window_width: int = Field(60, gt=0)
     window_per_second: int = Field(5, gt=0)

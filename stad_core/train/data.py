@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from stad_core.ava.keys import KeyframeKey
 from stad_core.banks import FeatureBankReader
 from stad_core.errors import ConfigError
 from stad_core.heads import HEADS, HeadInputs
 from stad_core.train.config import TrainConfig
-from stad_core.train.labels import KeyframeId, KeyframeTruth, assign_labels, keyframe_id
+from stad_core.train.labels import KeyframeTruth, assign_labels
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Batch:
 
     inputs: HeadInputs
     targets: Tensor | None
-    keyframes: list[KeyframeId]
+    keyframes: list[KeyframeKey]
     detector_scores: Tensor
 
 
@@ -91,7 +92,7 @@ def _keyframe_groups(timestamps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 
 
 def training_samples(
-    actors: FeatureBankReader, truth: dict[KeyframeId, KeyframeTruth], *, iou_threshold: float = 0.9
+    actors: FeatureBankReader, truth: dict[KeyframeKey, KeyframeTruth], *, iou_threshold: float = 0.9
 ) -> list[Sample]:
     """Keyframes that have ground truth and at least one bank row matching it (IoU >= threshold).
 
@@ -103,7 +104,7 @@ def training_samples(
         rows = actors.read_video(video)
         times, first, count = _keyframe_groups(rows.timestamps)
         for t, a, n in zip(times.tolist(), first.tolist(), count.tolist()):
-            gt = truth.get(keyframe_id(video, t))
+            gt = truth.get(KeyframeKey.at(video, t))
             if gt is None:
                 continue
             labels, matched = assign_labels(rows.boxes[a : a + n], gt, iou_threshold)
@@ -113,15 +114,15 @@ def training_samples(
     return samples
 
 
-def prediction_samples(actors: FeatureBankReader, keyframes: Iterable[KeyframeId] | None = None) -> list[Sample]:
+def prediction_samples(actors: FeatureBankReader, keyframes: Iterable[KeyframeKey] | None = None) -> list[Sample]:
     """Every row of every keyframe of the bank, or only of ``keyframes`` (those with rows)."""
-    wanted = None if keyframes is None else {keyframe_id(v, t) for v, t in keyframes}
+    wanted = None if keyframes is None else {KeyframeKey.at(v, t) for v, t in keyframes}
     samples: list[Sample] = []
     for video in sorted(actors.videos()):
         rows = actors.read_video(video)
         times, _, count = _keyframe_groups(rows.timestamps)
         for t, n in zip(times.tolist(), count.tolist()):
-            if wanted is None or keyframe_id(video, t) in wanted:
+            if wanted is None or KeyframeKey.at(video, t) in wanted:
                 samples.append(Sample(video, t, np.arange(n)))
     return samples
 
@@ -178,4 +179,4 @@ def make_batch(
         actor_context_mask=actor_context_mask,
     ).to(device)
     targets = tensor([lab.astype(np.float32) for lab in labels], (0,)) if len(labels) == len(samples) and labels else None
-    return Batch(inputs, targets, [keyframe_id(v, t) for v, t in keys], tensor(scores, ()))
+    return Batch(inputs, targets, [KeyframeKey.at(v, t) for v, t in keys], tensor(scores, ()))

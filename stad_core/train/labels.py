@@ -11,17 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stad_core.ava.keys import KeyframeKey
 from stad_core.ava.labelmap import LabelMap
 from stad_core.ava.table import AvaTable
 from stad_core.boxes import box_iou
 from stad_core.errors import ConfigError
-
-#: Keyframe times are compared at millisecond precision (bank rows and CSVs round-trip floats).
-KeyframeId = tuple[str, float]
-
-
-def keyframe_id(video_id: str, t: float) -> KeyframeId:
-    return (str(video_id), round(float(t), 3))
 
 
 @dataclass(frozen=True)
@@ -67,14 +61,14 @@ class KeyframeTruth:
     labels: np.ndarray
 
 
-def group_ground_truth(table: AvaTable, classes: ClassSpace) -> dict[KeyframeId, KeyframeTruth]:
+def group_ground_truth(table: AvaTable, classes: ClassSpace) -> dict[KeyframeKey, KeyframeTruth]:
     """Group AVA rows (one per box and action) into people per keyframe, as multi-hot labels.
 
     Rows of one keyframe with the same box and person id are one person. Actions outside
     ``classes`` are ignored (the person still counts: all-negative labels).
     """
     column = {a: k for k, a in enumerate(classes.action_ids)}
-    out: dict[KeyframeId, KeyframeTruth] = {}
+    out: dict[KeyframeKey, KeyframeTruth] = {}
     if len(table) == 0:
         return out
     kf_video, kf_time, inverse = table.keyframe_groups()
@@ -94,7 +88,7 @@ def group_ground_truth(table: AvaTable, classes: ClassSpace) -> dict[KeyframeId,
             k = column.get(int(table.action_id[r]))
             if k is not None:
                 labels[people[key]][k] = True
-        out[keyframe_id(table.videos[kf_video[g]], kf_time[g])] = KeyframeTruth(np.stack(boxes), np.stack(labels))
+        out[KeyframeKey.at(table.videos[kf_video[g]], kf_time[g])] = KeyframeTruth(np.stack(boxes), np.stack(labels))
     return out
 
 

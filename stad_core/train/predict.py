@@ -10,14 +10,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from stad_core.ava.csv_io import write_ava_csv
+from stad_core.ava.csv_write import write_ava_csv
 from stad_core.ava.keys import KeyframeKey
 from stad_core.ava.labelmap import LabelMap
 from stad_core.ava.table import AvaTable
 from stad_core.evaluation.frame_map import FrameMapResult, evaluate_frame_map
 from stad_core.progress import ProgressFn, report
 from stad_core.train.data import BankSet, make_batch, prediction_samples
-from stad_core.train.labels import ClassSpace, KeyframeId
+from stad_core.train.labels import ClassSpace
 from stad_core.train.losses import ActionLoss
 
 
@@ -60,7 +60,7 @@ def predict(
     *,
     window_width: int = 60,
     window_per_second: int = 5,
-    keyframes: Iterable[KeyframeId] | None = None,
+    keyframes: Iterable[KeyframeKey] | None = None,
     batch_size: int = 16,
     device: torch.device | str = "cpu",
     on_progress: ProgressFn | None = None,

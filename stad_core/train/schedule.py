@@ -1,18 +1,24 @@
 """Learning-rate schedules as pure functions of the optimizer step (so resuming needs only the step).
 
-lr(step) = base_lr * factor(step): a linear warm-up from ``warmup_start_factor`` to 1 over the first
-``warmup_steps``, then cosine decay to ``min_factor`` at ``total_steps``, or a step decay by ``gamma``
-at each milestone epoch, or constant.
+Head training (:class:`LRSchedule`): lr(step) = base_lr * factor(step): a linear warm-up from
+``warmup_start_factor`` to 1 over the first ``warmup_steps``, then cosine decay to ``min_factor`` at
+``total_steps``, or a step decay by ``gamma`` at each milestone epoch, or constant.
+
+Backbone fine-tuning and detector training (:class:`WarmupSteps`): the whole optimisation step of
+their loops -- lr = base_lr * :func:`warmup_factor` (a linear warm-up to a constant rate), then
+loss, zero-grad, backward, step, count, report.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from stad_core.progress import ProgressFn, report
 from stad_core.train.config import ScheduleName, TrainConfig
 
 
@@ -60,3 +66,40 @@ class LRSchedule:
             group.setdefault("initial_lr", group["lr"])
             group["lr"] = group["initial_lr"] * f
         return f
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Multiplier of the base lr for optimizer step ``step`` (0-based) under a linear warm-up:
+    ``min(1, (step + 1) / warmup_steps)`` (1 from step ``warmup_steps - 1`` on); 1 if ``warmup_steps`` is 0."""
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+
+
+@dataclass
+class WarmupSteps:
+    """Optimizer steps with a linear warm-up to a constant rate, counted across epochs.
+
+    ``steps(loss_of)`` sets every parameter group's lr to ``base_lr * warmup_factor(step)``, calls
+    ``loss_of()`` (the forward pass, a scalar tensor), zeroes the grads, back-propagates, steps the
+    optimizer, counts the step, reports ``(step, total)`` to ``on_progress`` and returns the loss
+    value. ``step`` starts where a resumed run left off.
+    """
+
+    optimizer: torch.optim.Optimizer
+    base_lr: float
+    warmup_steps: int
+    total: int
+    step: int = 0
+    on_progress: ProgressFn | None = None
+
+    def __call__(self, loss_of: Callable[[], torch.Tensor]) -> float:
+        warm = warmup_factor(self.step, self.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.base_lr * warm
+        loss = loss_of()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        value = loss.item()
+        self.step += 1
+        report(self.on_progress, self.step, self.total)
+        return value

@@ -27,7 +27,7 @@ from stad_core.progress import ProgressFn, report
 from stad_core.train.checkpoint import Checkpoint, EpochRecord, RNGState, load_checkpoint, save_checkpoint
 from stad_core.train.config import TrainConfig
 from stad_core.train.data import BankSet, Sample, check_banks, make_batch, training_samples
-from stad_core.train.labels import ClassSpace, group_ground_truth, keyframe_id
+from stad_core.train.labels import ClassSpace, group_ground_truth
 from stad_core.train.losses import ActionLoss
 from stad_core.train.predict import evaluate_predictions, predict
 from stad_core.train.schedule import LRSchedule
@@ -53,26 +53,6 @@ class TrainResult:
     global_step: int
     history: list[EpochRecord]
     checkpoint: Path | None
-
-
-def head_from_config(config: TrainConfig) -> nn.Module:
-    return build_head(
-        config.head,
-        num_classes=config.num_classes,
-        actor_dim=config.actor_dim,
-        context_dim=config.context_dim,
-        long_term_dim=config.long_term_dim,
-        actor_context_dim=config.actor_context_dim,
-        mlp_hidden=config.mlp_hidden,
-        fbo=config.fbo,
-        latent_dim=config.latent_dim,
-        reduced_dim=config.reduced_dim,
-        relation_dim=config.relation_dim,
-        num_layers=config.num_layers,
-        depth=config.depth,
-        norm_groups=config.norm_groups,
-        actor_location=config.actor_location,
-    )
 
 
 def loss_from_config(config: TrainConfig, classes: ClassSpace) -> ActionLoss:
@@ -108,7 +88,7 @@ def load_trained_head(path: str | Path, *, device: torch.device | str = "cpu") -
     if config.config_hash() != ckpt.config_hash:
         raise StadError(f"{path}: the stored config does not match its hash (written by another stad version?)")
     classes = ClassSpace(tuple(ckpt.action_ids), tuple(ckpt.pose_ids))
-    head = head_from_config(config)
+    head = build_head(config)
     head.load_state_dict(ckpt.model)
     return TrainedHead(head.to(device).eval(), config, classes, loss_from_config(config, classes), ckpt.epoch)
 
@@ -151,7 +131,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
         random.seed(config.seed)
-        self.head = head_from_config(config).to(self.device)
+        self.head = build_head(config).to(self.device)
         self.optimizer = optimizer_from_config(config, self.head)
         self.schedule = LRSchedule.from_config(config, self.steps_per_epoch)
         self.loss = loss_from_config(config, classes)
@@ -237,7 +217,7 @@ class Trainer:
             return record
         v = self.validation
         kv, kt, _ = v.groundtruth.keyframe_groups()
-        keyframes = [keyframe_id(v.groundtruth.videos[i], t) for i, t in zip(kv.tolist(), kt.tolist())]
+        keyframes = [KeyframeKey.at(v.groundtruth.videos[i], t) for i, t in zip(kv.tolist(), kt.tolist())]
         predictions = predict(
             self.head, v.banks, self.loss, self.classes, window_width=self.config.window_width,
             window_per_second=self.config.window_per_second, keyframes=keyframes,

@@ -17,7 +17,7 @@ from stad_core.ava import (
     write_ava_csv,
     write_exclusions,
 )
-from stad_core.ava import csv_io
+from stad_core.ava import csv_columns, csv_diagnose, csv_fast, csv_validate, csv_write
 from stad_core.errors import InputFileError
 
 POSE = "derenlei_AVA-II/ava_val_v2.1_pose_classes_only.csv"
@@ -151,6 +151,21 @@ def test_ground_truth_round_trip(tmp_path: Path) -> None:
         np.testing.assert_array_equal(getattr(again, name), getattr(table, name))
 
 
+def test_an_interrupted_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "out" / "gt.csv"
+    table = read_ava_csv(write(tmp_path, GOOD), kind="groundtruth")
+    write_ava_csv(path, table)
+    before = path.read_bytes()
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(csv_write.pacsv, "write_csv", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        write_ava_csv(path, table.select([0]))
+    assert path.read_bytes() == before and list(path.parent.iterdir()) == [path]  # no temporary left
+
+
 def test_detection_round_trip_is_exact_for_arbitrary_floats(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     n = 500
@@ -178,7 +193,7 @@ def test_decimals_rounds_and_seven_column_proposals(tmp_path: Path) -> None:
 
 
 def test_many_arrow_blocks_keep_exact_line_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(csv_io, "_BLOCK_SIZE", 1024)  # ~35 rows per block -> many chunks
+    monkeypatch.setattr(csv_fast, "BLOCK_SIZE", 1024)  # ~35 rows per block -> many chunks
     rows = [f"v{i % 7},{900 + i % 50:04d},0.1,0.1,0.2,0.2,{1 + i % 80},{i}" for i in range(2000)]
     rows[1733] = "v4,0910,0.1,0.1,0.2,0.2,0,5"  # action id 0
     path = write(tmp_path, "\n".join(rows) + "\n")
@@ -189,6 +204,46 @@ def test_many_arrow_blocks_keep_exact_line_numbers(tmp_path: Path, monkeypatch: 
     table = read_ava_csv(write(tmp_path, "\n".join(rows) + "\n"), kind="groundtruth")
     assert len(table) == 2000 and table.person_id.tolist() == list(range(2000))
     assert table.video_id.tolist() == [f"v{i % 7}" for i in range(2000)]
+
+
+
+def read_both_ways(path: Path, kind: str, ncols: int) -> tuple[AvaTable, AvaTable]:
+    """The same file through the fast path and through the diagnostic path, both validated."""
+    layout = csv_columns.LAYOUTS[(kind, ncols)]
+    options = dict(allow_boxless_rows=False, validate_boxes=True, strict_person_ids=False)
+    parsed, error = csv_diagnose.parse_lines(path, kind, layout, allow_boxless_rows=False, strict_person_ids=False, unterminated=False)
+    assert error is None
+    fast = csv_validate.validate(csv_fast.parse_fast(path, layout), path, kind, unterminated=False, **options)
+    return fast, csv_validate.validate(parsed, path, kind, unterminated=False, **options)
+
+
+def assert_same_table(a: AvaTable, b: AvaTable) -> None:
+    assert a.videos.tolist() == b.videos.tolist() and (a.score is None) == (b.score is None)
+    for name in ("video_index", "timestamp", "boxes", "action_id", "person_id", "score", "line"):
+        x, y = getattr(a, name), getattr(b, name)
+        if x is not None:
+            assert x.dtype == y.dtype, name
+            np.testing.assert_array_equal(x, y, err_msg=name)
+    assert a.boxless == b.boxless and a.warnings == b.warnings
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("groundtruth", GOOD),
+        ("groundtruth", GOOD.replace(",0\n", "\n").replace(",1\n", "\n")),  # 7 columns
+        ("detections", "b,902,0.1,0.2,0.5,0.6,3,0.25\na,0903.5,0,0,1,1,80,1e-9\n"),
+        ("detections", "b,902,0.1,0.2,0.5,0.6,0.25\n"),  # proposals: no action id
+    ],
+)
+def test_fast_and_diagnostic_paths_build_the_same_table(tmp_path: Path, kind: str, text: str) -> None:
+    path = write(tmp_path, text)
+    assert_same_table(*read_both_ways(path, kind, text.split("\n")[0].count(",") + 1))
+
+
+@pytest.mark.shared_data
+def test_fast_and_diagnostic_paths_agree_on_a_real_file(shared_data: Path) -> None:
+    assert_same_table(*read_both_ways(shared_data / MM_GT, "groundtruth", 8))
 
 
 # -- malformed input ---------------------------------------------------------------------------------
@@ -319,7 +374,7 @@ def test_many_bad_person_ids_are_summarised(tmp_path: Path) -> None:
     rows = [f"v,0902,0.1,0.1,0.2,0.2,1,{i}_" for i in range(30)]
     table = read_ava_csv(write(tmp_path, "\n".join(rows) + "\n"), kind="groundtruth")
     assert (table.person_id == -1).all()
-    assert len(table.warnings) == csv_io.MAX_LISTED_WARNINGS + 1
+    assert len(table.warnings) == csv_columns.MAX_LISTED_WARNINGS + 1
     assert table.warnings[-1].endswith("10 more rows with unusable person ids kept as -1")
 
 

@@ -34,6 +34,21 @@ def test_keyframe_key_forms() -> None:
             KeyframeKey.parse(bad)
 
 
+def test_keyframe_key_at_a_float_time() -> None:
+    """Times read from banks and CSVs name a keyframe at millisecond precision."""
+    key = KeyframeKey.at(np.str_("vid"), np.float64(902.0004))
+    assert key == KeyframeKey("vid", 902) and hash(key) == hash(KeyframeKey("vid", 902))
+    assert type(key.timestamp) is int and type(key.video_id) is str and key.image_key == "vid,0902"
+    assert KeyframeKey.at("vid", 901.9996) == KeyframeKey("vid", 902)
+    assert KeyframeKey.at("vid", 1000.5) == KeyframeKey("vid", 1000.5) != KeyframeKey("vid", 1000)
+    assert KeyframeKey.at("vid", 1000.5004) == KeyframeKey.at("vid", 1000.4996)
+    video_id, t = KeyframeKey.at("vid", 3.0)  # a key unpacks like the (video_id, t) pair it is
+    assert (video_id, t) == ("vid", 3)
+    truth = {KeyframeKey.at("v", t): t for t in (902.0, 903.0, 1000.25)}
+    assert [truth.get(KeyframeKey("v", s)) for s in (902, 903, 904)] == [902.0, 903.0, None]
+    assert sorted(truth) == [KeyframeKey("v", 902), KeyframeKey("v", 903), KeyframeKey("v", 1000.25)]
+
+
 # -- table -----------------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from stad_core.detection import (
     save_detector,
 )
 from stad_core.errors import ConfigError, InputFileError, StadError
-from stad_core.video import write_video
+from stad_core.video import encode_video
 
 
 def _kd(video: str, t: int, boxes, scores=None) -> KeyframeDetections:
@@ -144,7 +144,7 @@ def test_finetune_tiny_detector_and_detect_on_video(tmp_path: Path) -> None:
     detector = PersonDetector.from_config(config)
     # Inference through the video path: one test image per second of a 1 fps video.
     test = _rect_images(6, seed=1)
-    video = write_video(tmp_path / "rects.mp4", np.stack([s.image.numpy() for s in test]), fps=1)
+    video = encode_video(tmp_path / "rects.mp4", np.stack([s.image.numpy() for s in test]), fps=1)
     found = detector.detect_keyframes(video, "rects", range(6), batch_size=4)
     assert [d.key.timestamp for d in found] == list(range(6)) and all(d.source == "tiny_fasterrcnn" for d in found)
     gt = {KeyframeKey("rects", t): KeyframeDetections(KeyframeKey("rects", t), s.boxes, np.ones(len(s.boxes)))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stad_core.ava import AvaFormatError
 from stad_core.errors import InputFileError, StadError
 from stad_core.evaluation import evaluate_files, markdown_report, write_report
 
@@ -128,16 +129,19 @@ def test_variants_on_files(files):
     assert sf.per_class[79] == 0.0
 
 
-def test_lean_detection_loader_matches_the_reader_or_declines(files, tmp_path):
-    from stad_core.ava import read_ava_csv
-    from stad_core.ava import read_detections_lean
-
-    lean = read_detections_lean(files["detections"])
-    full = read_ava_csv(files["detections"], kind="detections", validate_boxes=False)
-    for name in ("videos", "video_index", "timestamp", "boxes", "action_id", "score"):
-        assert (getattr(lean, name) == getattr(full, name)).all(), name
-    assert (lean.person_id == -1).all() and len(lean.line) == len(full)
-    # Anything unusual is left to the shared reader (which names the line).
-    for bad in (DET.replace("0.7\n", "\n"), DET.replace("0.7\n", "nan\n"), "header,t,x1,y1,x2,y2,a,s\n" + DET, DET.replace(",12,0.6", ",0,0.6"), ""):
-        path = write(tmp_path, "odd.csv", bad)
-        assert read_detections_lean(path) is None
+def test_unusual_detection_files_are_reported_at_their_line(files, tmp_path):
+    """Detections go through the one reader: a clean file takes the fast path, and anything
+    unusual is reported with the file and line of the problem."""
+    assert evaluate_files(files["labelmap"], files["groundtruth"], files["detections"]).mAP >= 0
+    cases = {
+        DET.replace("0.7\n", "\n"): (3, "empty score field"),
+        DET.replace("0.7\n", "nan\n"): (3, "score nan is not a finite number"),
+        "header,t,x1,y1,x2,y2,a,s\n" + DET: (1, "no header row"),
+        DET.replace(",12,0.6", ",0,0.6"): (4, "action id 0 is not a positive integer"),
+        DET.replace("vidB,1500", " ,1500", 1): (5, "empty video_id"),
+    }
+    for text, (line, words) in cases.items():
+        path = write(tmp_path, "odd.csv", text)
+        with pytest.raises(AvaFormatError, match=words) as info:
+            evaluate_files(files["labelmap"], files["groundtruth"], path)
+        assert info.value.line == line and f"odd.csv:{line}:" in str(info.value)

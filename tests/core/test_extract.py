@@ -10,12 +10,12 @@ import torch
 
 from stad_core.ava.keys import KeyframeKey
 from stad_core.ava.proposals import KeyframeDetections
-from stad_core.banks import BankSpec, DictBank
+from stad_core.banks import BankError, BankSpec, DictBank
 from stad_core.extract import ExtractConfig, VideoJob, extract_features
 from stad_core.models.actor_features import context_maps, roi_actor_features
 from stad_core.models.backbones import build_backbone
 from stad_core.models.base import frames_to_clip
-from stad_core.video import decode_clip, write_video
+from stad_core.video import decode_clip, encode_video
 
 # MMAction2 conventions (undilated res5): dilated 3D conv backward is slow on CPU.
 TINY = dict(width=8, blocks=(1, 1, 1, 1), alpha=4, family="mmaction2")
@@ -40,7 +40,7 @@ def synthetic_videos(tmp_path_factory) -> list[Path]:
             frames[i] = rng.integers(0, 40, (1, 1, 3), dtype=np.uint8)
             x = (i + 8 * v) % 48
             frames[i, 10:40, x:x + 14] = (200, 120 + v * 40, 60)
-        paths.append(write_video(root / f"v{v}.mp4", frames, fps=8))
+        paths.append(encode_video(root / f"v{v}.mp4", frames, fps=8))
     return paths
 
 
@@ -54,8 +54,8 @@ def _dets(video_id: str, seconds: list[int], n_boxes: list[int]) -> list[Keyfram
     return out
 
 
-def _spec(dim: int, kind: str = "long_term", grid: tuple[int, int] | None = None) -> BankSpec:
-    return BankSpec(kind=kind, feature_dim=dim, dtype="float32", backbone="slowfast_r50-tiny",
+def _spec(dim: int, kind: str = "long_term", grid: tuple[int, int] | None = None, dtype: str = "float32") -> BankSpec:
+    return BankSpec(kind=kind, feature_dim=dim, dtype=dtype, backbone="slowfast_r50-tiny",
                     checkpoint_sha256="0" * 64, context_grid=grid)
 
 
@@ -131,6 +131,33 @@ def test_killed_extraction_resumes_without_redoing_complete_videos(backbone, syn
     jobs[2] = VideoJob("v2", synthetic_videos[2], _dets("v2x", [1, 2], [1, 1]))
     assert extract_features(jobs, backbone, bank, CFG).written == ["v2"]
     assert len(bank.read_video("v2")) == 2
+
+
+def test_force_recomputes_complete_videos(backbone, synthetic_videos) -> None:
+    bank = _DyingBank(_spec(backbone.out_channels), die_at=None)
+    jobs = _jobs(synthetic_videos)
+    extract_features(jobs, backbone, bank, CFG)
+    assert extract_features(jobs, backbone, bank, CFG).skipped == ["v0", "v1", "v2"]
+    before = bank.read_video("v1").features
+    summary = extract_features(jobs, backbone, bank, CFG, force=True)
+    assert summary.written == ["v0", "v1", "v2"] and summary.skipped == [] and summary.clips == 7
+    assert bank.writes == ["v0", "v1", "v2"] * 2
+    np.testing.assert_array_equal(bank.read_video("v1").features, before)  # same inputs, same rows
+
+
+def test_rows_come_in_the_bank_dtype_and_a_config_mismatch_is_refused(backbone, synthetic_videos) -> None:
+    jobs = _jobs(synthetic_videos)[:1]
+    half = DictBank(_spec(backbone.out_channels, dtype="float16"))
+    extract_features(jobs, backbone, half, CFG.model_copy(update={"dtype": "float16"}))
+    assert half.read_video("v0").features.dtype == np.float16
+    bank = _DyingBank(_spec(backbone.out_channels, dtype="float16"), die_at=None)
+    with pytest.raises(BankError, match="extract config dtype float32 != bank spec dtype float16"):
+        extract_features(jobs, backbone, bank, CFG)  # CFG says float32
+    ctx = DictBank(_spec(backbone.out_channels, "context", (2, 2), dtype="float16"))
+    with pytest.raises(BankError, match="extract config dtype float32 != context bank spec dtype float16"):
+        extract_features(jobs, backbone, DictBank(_spec(backbone.out_channels)),
+                         CFG.model_copy(update={"context_grid": 2}), context_writer=ctx)
+    assert bank.writes == [] and ctx.videos() == []  # refused before any video
 
 
 def _with_ids(dets: list[KeyframeDetections], ids: list[list[int]]) -> list[KeyframeDetections]:

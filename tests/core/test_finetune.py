@@ -19,7 +19,7 @@ from stad_core.finetune import (
     predict_actors,
 )
 from stad_core.models.backbones import build_backbone
-from stad_core.video import write_video
+from stad_core.video import encode_video
 
 # MMAction2 conventions (undilated res5): dilated 3D conv backward is slow on CPU.
 TINY = dict(width=8, blocks=(1, 1, 1, 1), alpha=4, family="mmaction2")
@@ -36,7 +36,7 @@ def samples(tmp_path_factory) -> list[ActorSample]:
         frames = np.full((24, 32, 48, 3), 20, np.uint8)
         x = 4 + 20 * v
         frames[:, 6:28, x:x + 16] = (230, 30, 30) if v == 0 else (30, 30, 230)
-        path = write_video(root / f"b{v}.mp4", frames, fps=8)
+        path = encode_video(root / f"b{v}.mp4", frames, fps=8)
         box = np.array([[x / 48, 6 / 32, (x + 16) / 48, 28 / 32]], np.float32)
         labels = np.eye(2, dtype=np.float32)[[v]]
         out += [ActorSample(str(path), f"b{v}", t, box, labels) for t in (1, 2)]
@@ -115,3 +115,20 @@ def test_actor_samples_groups_boxes_and_labels() -> None:
     assert out[0].boxes.shape == (2, 4)
     np.testing.assert_array_equal(out[0].labels, [[1, 1], [0, 0]])  # action 9 is not a class here
     np.testing.assert_array_equal(out[1].labels, [[1, 0]])
+
+
+def test_warmup_steps_schedule_and_count() -> None:
+    """The shared step of fine-tuning and detector training: lr = base * min(1, (step + 1) / W)."""
+    from stad_core.train.schedule import WarmupSteps, warmup_factor
+
+    assert [warmup_factor(s, 3) for s in range(5)] == [1 / 3, 2 / 3, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0
+    param = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.SGD([param], lr=0.3)
+    seen: list[tuple[float, tuple[int, int]]] = []
+    steps = WarmupSteps(opt, 0.3, 3, total=6, step=1,
+                        on_progress=lambda d, t: seen.append((opt.param_groups[0]["lr"], (d, t))))
+    values = [steps(lambda: (param ** 2).sum()) for _ in range(3)]
+    assert steps.step == 4 and [p for _, p in seen] == [(2, 6), (3, 6), (4, 6)]
+    assert [lr for lr, _ in seen] == [0.3 * (2 / 3), 0.3 * 1.0, 0.3 * 1.0]  # resumed at step 1
+    assert values[0] == 2.0 and values[1] < values[0]

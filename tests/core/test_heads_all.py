@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from stad_core.heads import HEADS, HeadInputs, build_head
+from stad_core.heads import HEADS, HeadArchitecture, HeadInputs, build_head
 
 D, C, H, W, D_LT, L, D_AC, L2, K = 32, 16, 4, 4, 24, 12, 20, 10, 6
 
@@ -24,24 +24,24 @@ def _one_thread():
 
 
 CASES = {
-    "linear": dict(name="linear"),
-    "linear-mlp": dict(name="linear", mlp_hidden=16),
-    "acrn": dict(name="acrn"),
-    "lfb-avg": dict(name="lfb", fbo="avg"),
-    "lfb-max": dict(name="lfb", fbo="max"),
-    "lfb-nl": dict(name="lfb", fbo="nl"),
-    "acar": dict(name="acar"),
-    "acfb": dict(name="acfb"),
+    "linear": dict(head="linear"),
+    "linear-mlp": dict(head="linear", mlp_hidden=16),
+    "acrn": dict(head="acrn"),
+    "lfb-avg": dict(head="lfb", fbo="avg"),
+    "lfb-max": dict(head="lfb", fbo="max"),
+    "lfb-nl": dict(head="lfb", fbo="nl"),
+    "acar": dict(head="acar"),
+    "acfb": dict(head="acfb"),
 }
 
 
 def make_head(case: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    head = build_head(
+    head = build_head(HeadArchitecture(
         num_classes=K, actor_dim=D, context_dim=C, long_term_dim=D_LT, actor_context_dim=D_AC,
         latent_dim=32, reduced_dim=16, relation_dim=16, num_layers=2, depth=2, norm_groups=4,
         **CASES[case],
-    )
+    ))
     with torch.no_grad():  # move zero-initialised output layers off zero so every path matters
         for p in head.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -93,7 +93,7 @@ def select_clips(batch: HeadInputs, clips: list[int]) -> tuple[HeadInputs, torch
 
 
 def test_every_head_has_a_case() -> None:
-    assert {c["name"] for c in CASES.values()} == set(HEADS)
+    assert {c["head"] for c in CASES.values()} == set(HEADS)
 
 
 @pytest.mark.parametrize("case", CASES)

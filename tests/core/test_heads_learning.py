@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from stad_core.heads import HeadInputs, build_head
+from stad_core.heads import HeadArchitecture, HeadInputs, build_head
 
 D, P, L = 16, 4, 24  # feature dim, people per clip, window rows
 
@@ -80,8 +80,8 @@ def train_and_score(name: str, fbo: str, task, steps: int = 250) -> float:
     """Held-out accuracy after training on fresh batches (threshold 0)."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
-    head: nn.Module = build_head(name, num_classes=1, actor_dim=D, long_term_dim=D, fbo=fbo, latent_dim=32,
-                                 num_layers=1)
+    head: nn.Module = build_head(HeadArchitecture(head=name, num_classes=1, actor_dim=D, long_term_dim=D, fbo=fbo,
+                                                  latent_dim=32, num_layers=1))
     opt = torch.optim.Adam(head.parameters(), lr=3e-3)
     head.train()
     for _ in range(steps):

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from stad_core.errors import ConfigError
-from stad_core.heads import ACARHead, ACFBHead, HeadInputs, LFBHead, box_masks, build_head, masked_softmax, pad_by_clip
+from stad_core.heads import (
+    ACAR_ARCHITECTURE,
+    HEAD_VARIANTS,
+    ACARHead,
+    ACFBHead,
+    HeadArchitecture,
+    HeadInputs,
+    LFBHead,
+    acar_architecture,
+    box_masks,
+    build_head,
+    masked_softmax,
+    pad_by_clip,
+    variant_fields,
+    variant_name,
+)
+from stad_core.train import TrainConfig
 
 
 def test_pad_by_clip_round_trips_and_masks() -> None:
@@ -32,11 +49,41 @@ def test_masked_softmax_gives_zero_weight_to_masked_keys_and_rows() -> None:
 
 def test_build_head_checks_dimensions() -> None:
     with pytest.raises(ConfigError, match="context_dim"):
-        build_head("acar", num_classes=3, actor_dim=8)
+        build_head(HeadArchitecture(head="acar", num_classes=3, actor_dim=8))
     with pytest.raises(ConfigError, match="long_term_dim"):
-        build_head("lfb", num_classes=3, actor_dim=8)
+        build_head(HeadArchitecture(head="lfb", num_classes=3, actor_dim=8))
+    with pytest.raises(ValidationError, match="head"):
+        HeadArchitecture(head="transformer", num_classes=3, actor_dim=8)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown head"):
-        build_head("transformer", num_classes=3, actor_dim=8)  # type: ignore[arg-type]
+        build_head(HeadArchitecture.model_construct(head="transformer"))  # type: ignore[arg-type]
+
+
+def test_build_head_takes_a_train_config_as_is() -> None:
+    """A TrainConfig is a HeadArchitecture: the same fields build the same head, no copying."""
+    fields = dict(head="acfb", num_classes=3, actor_dim=8, context_dim=4, actor_context_dim=5, reduced_dim=4,
+                  latent_dim=8, norm_groups=2, depth=2, actor_location=False)
+    config = TrainConfig(**fields, lr=0.5, epochs=3)
+    assert isinstance(config, HeadArchitecture)
+    assert set(HeadArchitecture.model_fields) <= set(TrainConfig.model_fields)
+    torch.manual_seed(0)
+    a = build_head(config)
+    torch.manual_seed(0)
+    b = ACFBHead(8, 4, 5, 3, reduced_dim=4, latent_dim=8, norm_groups=2, depth=2, actor_location=False)
+    assert a.state_dict().keys() == b.state_dict().keys()
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    assert acar_architecture(config) == dict(latent_dim=8, reduced_dim=4, depth=2, norm_groups=2, actor_location=False)
+    assert set(ACAR_ARCHITECTURE) <= set(HeadArchitecture.model_fields)
+
+
+def test_head_variants_round_trip() -> None:
+    assert "acfb" in HEAD_VARIANTS and "lfb_max" in HEAD_VARIANTS
+    assert variant_fields("lfb_max") == {"head": "lfb", "fbo": "max"}
+    assert variant_fields("acar") == {"head": "acar"}
+    for name in HEAD_VARIANTS:
+        config = TrainConfig(fbo="avg").model_copy(update=variant_fields(name))
+        assert variant_name(config.head, config.fbo) == name
+    with pytest.raises(ConfigError, match="unknown head variant 'lfb_mean'"):
+        variant_fields("lfb_mean")
     with pytest.raises(ValueError, match="unknown FBO"):
         LFBHead(8, 8, 3, operator="mean")  # type: ignore[arg-type]
 

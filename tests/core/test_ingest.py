@@ -19,7 +19,7 @@ from stad_core.ingest import (
     read_manifest,
     read_rejects,
 )
-from stad_core.video import write_video
+from stad_core.video import encode_video
 
 
 def tiny_frames(n: int) -> np.ndarray:
@@ -40,11 +40,11 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ingest")
     videos = root / "videos"
     videos.mkdir()
-    write_video(videos / "vidA.mp4", tiny_frames(40), fps=10)  # 4.0 s
-    write_video(videos / "vidA.avi", tiny_frames(10), fps=10, codec="mpeg4")  # same stem: duplicate
-    write_video(videos / "vidB.mkv", tiny_frames(30), fps=10)  # 3.0 s
-    write_video(videos / "both.mp4", tiny_frames(10), fps=10)
-    write_video(videos / "extra.mp4", tiny_frames(25), fps=10)  # in no annotation file
+    encode_video(videos / "vidA.mp4", tiny_frames(40), fps=10)  # 4.0 s
+    encode_video(videos / "vidA.avi", tiny_frames(10), fps=10, codec="mpeg4")  # same stem: duplicate
+    encode_video(videos / "vidB.mkv", tiny_frames(30), fps=10)  # 3.0 s
+    encode_video(videos / "both.mp4", tiny_frames(10), fps=10)
+    encode_video(videos / "extra.mp4", tiny_frames(25), fps=10)  # in no annotation file
     (videos / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(3000))
     (videos / "notes.txt").write_text("not a video")
     write_csv(root / "train.csv", [("vidA", 0), ("vidA", 1), ("vidA", 3), ("vidA", 3), ("vidA", 7), ("both", 1)])

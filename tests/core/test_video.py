@@ -27,7 +27,7 @@ from stad_core.video import (
     nearest_frame_index,
     output_size,
     probe,
-    write_video,
+    encode_video,
 )
 
 REAL = {  # file -> (fps, frames, duration) from DATA.md
@@ -202,7 +202,7 @@ def test_decode_clips_matches_single_clips_and_decodes_less(real_videos: dict) -
 
 @pytest.mark.parametrize("suffix,codec", [(".mp4", "libx264"), (".mkv", "libx264"), (".webm", "libvpx")])
 def test_synthetic_cfr_containers(tmp_path: Path, suffix: str, codec: str) -> None:
-    path = write_video(tmp_path / f"v{suffix}", index_video(60), fps=30, codec=codec, keyframe_interval=8)
+    path = encode_video(tmp_path / f"v{suffix}", index_video(60), fps=30, codec=codec, keyframe_interval=8)
     info = probe(path)
     assert (info.width, info.height, info.num_frames) == (64, 48, 60)
     assert info.fps == pytest.approx(30.0) and info.duration == pytest.approx(2.0, abs=2e-3)
@@ -218,7 +218,7 @@ def test_synthetic_cfr_containers(tmp_path: Path, suffix: str, codec: str) -> No
 def test_variable_frame_rate_uses_presentation_times(tmp_path: Path) -> None:
     steps = np.tile([0.02, 0.05, 0.1, 0.03], 10)[:39]
     times = np.concatenate([[0.0], np.cumsum(steps)])
-    path = write_video(tmp_path / "vfr.mkv", index_video(40), times=times, keyframe_interval=6)
+    path = encode_video(tmp_path / "vfr.mkv", index_video(40), times=times, keyframe_interval=6)
     info = probe(path)
     assert info.variable_frame_rate and info.num_frames == 40
     np.testing.assert_allclose(frame_times(path), times, atol=1e-9)
@@ -233,7 +233,7 @@ def test_variable_frame_rate_uses_presentation_times(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_stream_starting_late_is_timed_from_its_first_frame(tmp_path: Path, suffix: str) -> None:
-    path = write_video(tmp_path / f"late{suffix}", index_video(20), times=0.5 + np.arange(20) / 10)
+    path = encode_video(tmp_path / f"late{suffix}", index_video(20), times=0.5 + np.arange(20) / 10)
     info = probe(path)
     assert info.start_time == pytest.approx(0.5) and info.duration == pytest.approx(2.0)
     np.testing.assert_allclose(frame_times(path), np.arange(20) / 10, atol=1e-9)
@@ -241,7 +241,7 @@ def test_stream_starting_late_is_timed_from_its_first_frame(tmp_path: Path, suff
 
 
 def test_short_side_resize_and_reader_reuse(tmp_path: Path) -> None:
-    path = write_video(tmp_path / "tall.mp4", index_video(20, height=64, width=48), fps=10)
+    path = encode_video(tmp_path / "tall.mp4", index_video(20, height=64, width=48), fps=10)
     with VideoReader(path) as reader:
         small = reader.clip(1.0, 4, 1, short_side=24)
         full = reader.clip(1.0, 4, 1)
@@ -282,7 +282,7 @@ def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_truncated_video_is_a_clear_error(tmp_path: Path, suffix: str) -> None:
-    good = write_video(tmp_path / f"good{suffix}", index_video(75), fps=25, keyframe_interval=5)
+    good = encode_video(tmp_path / f"good{suffix}", index_video(75), fps=25, keyframe_interval=5)
     data = good.read_bytes()
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(data[: len(data) * 3 // 10])
@@ -295,7 +295,7 @@ def test_truncated_video_is_a_clear_error(tmp_path: Path, suffix: str) -> None:
 def test_corrupt_frame_data_fails_decoding_with_the_file_named(tmp_path: Path) -> None:
     # Keep the mp4 structure (moov) intact but replace the coded frames (mdat) with noise:
     # the file opens and probes, and decoding then fails with a clear error.
-    good = write_video(tmp_path / "good.mp4", index_video(75), fps=25, keyframe_interval=5)
+    good = encode_video(tmp_path / "good.mp4", index_video(75), fps=25, keyframe_interval=5)
     data = bytearray(good.read_bytes())
     start, end = data.find(b"mdat") + 4, data.find(b"moov") - 4
     assert 0 < start < end
@@ -309,7 +309,7 @@ def test_corrupt_frame_data_fails_decoding_with_the_file_named(tmp_path: Path) -
 
 
 def test_times_outside_the_video_are_rejected(tmp_path: Path) -> None:
-    path = write_video(tmp_path / "v.mp4", index_video(20), fps=10)
+    path = encode_video(tmp_path / "v.mp4", index_video(20), fps=10)
     for t in (-0.5, 2.5, float("nan"), 902.0):
         with pytest.raises(VideoError, match="outside the video"):
             decode_clip(path, t, 2, 1)
@@ -318,8 +318,8 @@ def test_times_outside_the_video_are_rejected(tmp_path: Path) -> None:
 
 def test_rewritten_file_is_reindexed(tmp_path: Path) -> None:
     path = tmp_path / "v.mp4"
-    write_video(path, index_video(20), fps=10)
+    encode_video(path, index_video(20), fps=10)
     assert probe(path).num_frames == 20
-    write_video(path, index_video(30), fps=10)
+    encode_video(path, index_video(30), fps=10)
     os.utime(path, ns=(1, 1_000_000_000))  # different mtime even on coarse-clock filesystems
     assert probe(path).num_frames == 30

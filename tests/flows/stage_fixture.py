@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from prefect import flow
 
-from flows.runtime import make_video_task, map_videos, summarise
-from flows.workspace import StageRef, Workspace, fingerprint_paths
+from flows.stage_flow import run_stage_flow
 from stad_core.config import StageConfig
+from storage.stages import Stage, StagePlan, VideoWork
+from storage.workspace import StageRef, Workspace, fingerprint_paths
 
 
 class DigestConfig(StageConfig):
@@ -25,7 +25,8 @@ class DigestConfig(StageConfig):
     seconds_per_video: float = 0.0
 
 
-def digest_video(*, video_id: str, stage_uri: str, device: str, videos: str, salt: str, seconds: float) -> dict[str, int]:
+def digest_video(*, video_id: str, stage_uri: str, device: str, force: bool, videos: str, salt: str,
+                 seconds: float) -> dict[str, int]:
     data = (Path(videos) / f"{video_id}.bin").read_bytes()
     time.sleep(seconds)
     out = Path(stage_uri) / "videos" / f"{video_id}.json"
@@ -34,24 +35,20 @@ def digest_video(*, video_id: str, stage_uri: str, device: str, videos: str, sal
     return {"bytes": len(data)}
 
 
-digest_task = make_video_task(digest_video, name="digest-video", gpu=True)
+def _prepare_digest(ws: Workspace, config: DigestConfig, upstream: dict[str, StageRef]) -> StagePlan:
+    ref = ws.plan("digest", config, inputs={"videos": fingerprint_paths([config.videos])})
+    ids = sorted(p.stem for p in Path(config.videos).glob("*.bin"))
+    return StagePlan(ref, config, upstream, tuple(VideoWork(i) for i in ids),
+                     shared={"videos": config.videos, "salt": config.salt, "seconds": config.seconds_per_video})
+
+
+DIGEST = Stage("digest", DigestConfig, "digest every file", upstream=(), gpu=True, prepare=_prepare_digest,
+               video=digest_video)
 
 
 @flow(name="digest")
 def digest_flow(config: DigestConfig, workspace: str, force: bool = False) -> StageRef:
-    ws = Workspace(workspace)
-    planned = ws.plan("digest", config, inputs={"videos": fingerprint_paths([config.videos])})
-    done = ws.load_complete(planned)
-    if done is not None and not force:
-        return replace(done, reused=True)
-    ws.begin(planned, force=force)
-    ids = sorted(p.stem for p in Path(config.videos).glob("*.bin"))
-    results = map_videos(
-        digest_task, ids, stage="digest", stage_uri=planned.uri, config_hash=planned.config_hash,
-        code_version=planned.code_version, inputs=planned.inputs, force=force, gpu=True,
-        params={"videos": config.videos, "salt": config.salt, "seconds": config.seconds_per_video},
-    )
-    return ws.commit(replace(planned, counts=summarise(results)))
+    return run_stage_flow(DIGEST, config, workspace, force)
 
 
 def make_videos(folder: Path, n: int) -> Path:
@@ -73,7 +70,7 @@ if __name__ == "__main__":  # used by the kill -9 test: python stage_fixture.py 
 # --- GPU scheduling probe: each "video" holds the GPU for a while and records where and when.
 
 
-def hold_gpu(*, video_id: str, stage_uri: str, device: str, seconds: float) -> dict[str, int]:
+def hold_gpu(*, video_id: str, stage_uri: str, device: str, force: bool, seconds: float) -> dict[str, int]:
     from flows.gpu import on_dask_worker
 
     worker = "local"
@@ -90,25 +87,22 @@ def hold_gpu(*, video_id: str, stage_uri: str, device: str, seconds: float) -> d
     return {"held": 1}
 
 
-hold_gpu_task = make_video_task(hold_gpu, name="hold-gpu", gpu=True)
-
-
 class HoldConfig(StageConfig):
     videos: int = 6
     seconds: float = 0.3
 
 
+def _prepare_hold(ws: Workspace, config: HoldConfig, upstream: dict[str, StageRef]) -> StagePlan:
+    return StagePlan(ws.plan("hold", config), config, upstream,
+                     tuple(VideoWork(f"v{i}") for i in range(config.videos)), shared={"seconds": config.seconds})
+
+
+HOLD = Stage("hold", HoldConfig, "hold a GPU per video", upstream=(), gpu=True, prepare=_prepare_hold, video=hold_gpu)
+
+
 @flow(name="hold-gpu")
 def hold_gpu_flow(config: HoldConfig, workspace: str, force: bool = True) -> StageRef:
-    ws = Workspace(workspace)
-    planned = ws.plan("hold", config)
-    ws.begin(planned, force=force)
-    results = map_videos(
-        hold_gpu_task, [f"v{i}" for i in range(config.videos)], stage="hold", stage_uri=planned.uri,
-        config_hash=planned.config_hash, code_version=planned.code_version, inputs={}, force=force, gpu=True,
-        params={"seconds": config.seconds},
-    )
-    return ws.commit(replace(planned, counts=summarise(results)))
+    return run_stage_flow(HOLD, config, workspace, force)
 
 
 def read_spans(ref: StageRef) -> list[dict[str, object]]:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from flows.cli import app, main
 from stad_core.errors import ConfigError
 from stad_core.ingest import read_manifest
-from stad_core.video import VideoError, write_video
+from stad_core.video import VideoError, encode_video
 
 runner = CliRunner()
 
@@ -23,7 +23,7 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli")
     (root / "videos").mkdir()
     frames = np.random.default_rng(0).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)
-    write_video(root / "videos" / "clipA.mp4", frames, fps=10)  # 2 s
+    encode_video(root / "videos" / "clipA.mp4", frames, fps=10)  # 2 s
     (root / "train.csv").write_text(
         "clipA,0000,0.1,0.1,0.5,0.5,12,0\nclipA,0001,0.1,0.1,0.5,0.5,12,0\nclipA,0009,0.1,0.1,0.5,0.5,12,0\n"
     )

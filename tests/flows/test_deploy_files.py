@@ -16,7 +16,7 @@ import pytest
 import typer
 import yaml
 
-from flows.stages import STAGES
+from flows.registry import FLOWS as STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?][^}]*)?\}")

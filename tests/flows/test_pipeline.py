@@ -8,9 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.cli.run import load_stage_config
-from flows.pipeline import PipelineConfig, pipeline_flow
-from flows.stages import get_stage
-from flows.workspace import Workspace
+from flows.pipeline import pipeline_flow
+from flows.registry import get_flow
+from stad_core.stage_configs import PipelineConfig
+from storage.workspace import Workspace
 from stad_core.errors import ConfigError, StadError
 from stad_core.synth import SynthConfig
 
@@ -54,4 +55,4 @@ def test_stage_config_loading(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown setting"):
         load_stage_config("synth", None, ["frames=3"])
     with pytest.raises(StadError, match="unknown stage 'extrakt'"):
-        get_stage("extrakt")
+        get_flow("extrakt")

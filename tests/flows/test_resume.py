@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.resume import DONE_DIR, WorkKey, is_done, mark_done, run_video
-from flows.workspace import StageRef, Workspace, read_ref
+from storage.resume import DONE_DIR, WorkKey, is_done, mark_done, run_video
+from storage.workspace import StageRef, Workspace
 from flows_testlib import subprocess_env
 from stage_fixture import DigestConfig, digest_flow, make_videos
 
@@ -58,7 +58,7 @@ def test_rerun_skips_and_force_redoes(prefect_harness: str, tmp_path: Path, no_g
 
     first = digest_flow(cfg, ws)
     assert first.counts["ran"] == 4 and first.counts["bytes"] == sum(100 + i for i in range(4))
-    assert read_ref(first.uri) == first and Workspace(ws).latest("digest") == first
+    assert Workspace(ws).read_ref(first.path_in_workspace) == first and Workspace(ws).latest("digest") == first
 
     again = digest_flow(cfg, ws)  # complete stage: returned without running anything
     assert again.reused and again.key == first.key

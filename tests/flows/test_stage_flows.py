@@ -16,9 +16,12 @@ import numpy as np
 import pytest
 import yaml
 
-from flows.pipeline import PipelineConfig, demo_config, pipeline_flow
-from flows.resume import DONE_DIR
-from flows.workspace import StageRef, Workspace
+from flows.pipeline import pipeline_flow
+from stad_core.errors import StadError
+from stad_core.stage_configs import PipelineConfig, demo_config
+from storage.resume import DONE_DIR
+from storage.stages.evaluate import workspace_history as read_history
+from storage.workspace import StageRef, Workspace
 from flows_testlib import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,8 +72,8 @@ def _artifacts(api: str, key: str) -> list[dict[str, object]]:
 
 
 def test_pipeline_end_to_end(pipeline_run: tuple[str, dict[str, StageRef]], prefect_harness: str) -> None:
-    from flows.evaluate import read_history, read_summary
-    from flows.extract import bank_uris
+    from storage.stages.evaluate import read_summary
+    from storage.stages.extract import bank_uris
 
     ws, refs = pipeline_run
     expected = {"synth", "ingest", "detect", "finetune", "extract", "train:linear", "train:acar", "acfb",
@@ -110,7 +113,6 @@ def test_pipeline_end_to_end(pipeline_run: tuple[str, dict[str, StageRef]], pref
 
 
 def test_rerun_with_new_train_config_recomputes_only_train_and_after(pipeline_run: tuple[str, dict[str, StageRef]]) -> None:
-    from flows.evaluate import read_history
 
     ws, refs = pipeline_run
     again = pipeline_flow(tiny_pipeline(), ws)
@@ -128,7 +130,8 @@ def test_reevaluate_and_history_cli(pipeline_run: tuple[str, dict[str, StageRef]
     from typer.testing import CliRunner
 
     from flows.cli import app
-    from flows.evaluate import EvaluateConfig, read_history, reevaluate_flow
+    from flows.evaluate import reevaluate_flow
+    from stad_core.stage_configs import EvaluateConfig
 
     ws, _ = pipeline_run
     # Every trained head has an evaluation already: a no-op that adds no history row.
@@ -148,7 +151,8 @@ def test_extract_kill_9_then_rerun_gives_identical_bank(pipeline_run: tuple[str,
                                                         prefect_harness: str, tmp_path: Path) -> None:
     """SIGKILL a standalone `python -m flows.extract` mid-run; the re-run skips finished videos and
     its bank equals a full recomputation's."""
-    from flows.extract import bank_uris, extract_flow
+    from flows.extract import extract_flow
+    from storage.stages.extract import bank_uris
     from stad_core.extract import ExtractConfig
 
     ws, refs = pipeline_run
@@ -216,11 +220,44 @@ def test_extract_kill_9_then_rerun_gives_identical_bank(pipeline_run: tuple[str,
 
 def test_stage_modules_and_configs_agree() -> None:
     from flows.cli.run import load_stage_config
-    from flows.stages import STAGES
+    from flows.registry import FLOWS
 
-    for name, spec in STAGES.items():
-        assert spec.load_flow().name == ("pipeline" if name == "pipeline" else name)
-        assert Path(ROOT / str(spec.default_config)).is_file(), name
-        load_stage_config(name, ROOT / str(spec.default_config), [])
+    for name, entry in FLOWS.items():
+        assert entry.load_flow().name == name
+        assert Path(ROOT / str(entry.config_file())).is_file(), name
+        load_stage_config(name, ROOT / str(entry.config_file()), [])
     # `stad demo` embeds its settings so it runs from any directory; the YAML documents the same.
     assert load_stage_config("pipeline", ROOT / "configs/pipeline.yaml", []) == demo_config()
+
+
+def test_copied_workspace_trains_on_its_own_bank(pipeline_run: tuple[str, dict[str, StageRef]], tmp_path: Path) -> None:
+    """Stage records are workspace-relative: a copy of a workspace whose original is gone still
+    resolves every upstream output (manifest videos, annotation CSVs, banks) inside itself."""
+    import shutil
+
+    from stad_core.train import TrainConfig
+    from storage.stages.ingest import dataset_of, videos_of
+    from storage.stages.runner import run_stage
+
+    ws, refs = pipeline_run
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    shutil.copytree(ws, first)
+    shutil.copytree(first, moved)
+    shutil.rmtree(first)  # nothing may point there any more
+    copy = Workspace(moved)
+    ingest = copy.latest("ingest")
+    assert ingest is not None and ingest.uri.startswith(str(moved))
+    assert all(v.path.startswith(str(moved)) for v in videos_of(ingest))
+    assert all(p.startswith(str(moved)) for p in dataset_of(ingest).splits.values())
+    config = TrainConfig(**{**tiny_pipeline().train.model_dump(), "head": "linear", "epochs": 3})
+    upstream = {"ingest": copy.find("ingest", refs["ingest"].key), "extract": copy.find("extract", refs["extract"].key)}
+    assert all(ref.uri.startswith(str(moved)) for ref in upstream.values())
+    trained = run_stage("train", config, str(moved), upstream=upstream)  # plain Python: no Prefect in the way
+    assert not trained.reused and trained.uri.startswith(str(moved))
+    assert trained.upstream["extract"] == refs["extract"].key and trained.counts["epochs"] == 3
+    assert not first.exists()
+    # A record copied in from another stage folder is refused instead of being read as this one.
+    other = Path(trained.uri).parent / "0000000000000000-0000000000000000"
+    shutil.copytree(trained.uri, other)
+    with pytest.raises(StadError, match="copied in from elsewhere"):
+        copy.read_ref(f"train/{other.name}")

@@ -22,9 +22,12 @@ def make_spec(kind: str = "long_term", dtype: str = "float16", **over: object) -
 
 def make_rows(
     seed: int = 0, first: int = 900, seconds: int = 120, max_per_second: int = 9, dim: int = D,
-    shuffle: bool = True,
+    shuffle: bool = True, dtype: str = "float16",
 ) -> ActorRows:
-    """Random rows at integer keyframes first..first+seconds-1, 0..max_per_second actors each."""
+    """Random rows at integer keyframes first..first+seconds-1, 0..max_per_second actors each.
+
+    Features come in ``dtype`` (make_spec's default: banks refuse features of another dtype).
+    """
     rng = np.random.default_rng(seed)
     counts = rng.integers(0, max_per_second + 1, seconds)
     ts = np.repeat(np.arange(first, first + seconds), counts).astype(np.float64)
@@ -32,7 +35,7 @@ def make_rows(
     xy = rng.random((r, 2)) * 0.5
     boxes = np.concatenate([xy, xy + 0.4], axis=1).astype(np.float32)
     rows = ActorRows(
-        np.maximum(rng.standard_normal((r, dim)), 0).astype(np.float32),
+        np.maximum(rng.standard_normal((r, dim)), 0).astype(np.float32).astype(dtype),
         boxes, rng.random(r).astype(np.float32), ts, np.arange(r, dtype=np.int64), "gt",
     )
     if shuffle:

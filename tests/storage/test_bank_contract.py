@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +25,15 @@ from storage.verify import verify_bank
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
 def test_round_trip(bank_uri: str, dtype: str) -> None:
     spec = make_spec(dtype=dtype)
-    rows = make_rows(0)  # shuffled on purpose: the bank stores rows time-sorted
+    rows = make_rows(0, dtype=dtype)  # shuffled on purpose: the bank stores rows time-sorted
     bank = open_bank(bank_uri, "a", spec)
     assert isinstance(bank, FeatureBankReader) and isinstance(bank, FeatureBankWriter)
     bank.write_video("-5KQ66BBWC4", rows, meta={"detections_sha": "abc"})
     back = open_bank(bank_uri, "r").read_video("-5KQ66BBWC4")
     order = np.argsort(rows.timestamps, kind="stable")
     assert back.features.dtype == np.dtype(dtype) and back.features.shape == (len(rows), D)
-    np.testing.assert_array_equal(back.features, rows.features[order].astype(dtype))
+    assert dict(bank.arrays("-5KQ66BBWC4"))["features"].dtype == np.dtype(dtype)  # created with the spec's dtype
+    np.testing.assert_array_equal(back.features, rows.features[order])
     np.testing.assert_array_equal(back.boxes, rows.boxes[order])
     np.testing.assert_array_equal(back.scores, rows.scores[order])
     np.testing.assert_array_equal(back.timestamps, rows.timestamps[order])
@@ -84,7 +86,7 @@ def test_incomplete_video_is_invisible_and_rewritable(bank_uri: str) -> None:
     bank.write_video("done", make_rows(1))
     # What a writer killed mid-write leaves: a version with arrays but complete=false.
     group, _ = bank._new_version("dead", {"rows": 5})
-    bank._array(group, "features", np.ones((5, D), np.float16), (4, D), ("row", "channel"))
+    bank._array(group, "features", np.ones((5, D), np.float16), np.dtype(np.float16), (4, D), ("row", "channel"))
     reader = open_bank(bank_uri, "r")
     assert reader.videos() == ["done"] and not reader.is_complete("dead")
     with pytest.raises(BankError, match="no complete version"):
@@ -129,7 +131,7 @@ def test_rewrite_replaces_and_is_idempotent(bank_uri: str) -> None:
 
 def test_empty_video(bank_uri: str) -> None:
     bank = open_bank(bank_uri, "a", make_spec())
-    bank.write_video("none", ActorRows.empty(D))
+    bank.write_video("none", ActorRows.empty(D, "float16"))
     assert bank.videos() == ["none"] and len(bank.read_video("none")) == 0
     win = bank.window("none", 5)
     assert win.features.shape == (300, D) and not win.mask.any()
@@ -161,7 +163,7 @@ def test_windows_match_the_dict_bank(bank_uri: str) -> None:
 
 
 def test_rows_at_returns_the_keyframe_actors(bank_uri: str) -> None:
-    rows = make_rows(8)
+    rows = make_rows(8, dtype="float32")
     bank = open_bank(bank_uri, "a", make_spec(dtype="float32"))
     bank.write_video("v", rows)
     for t in (900, 950, 1019, 5000):
@@ -176,11 +178,11 @@ def test_rows_at_returns_the_keyframe_actors(bank_uri: str) -> None:
 def test_context_bank(bank_uri: str) -> None:
     spec = make_spec(kind="context")
     rng = np.random.default_rng(0)
-    maps = ContextMaps(rng.random((7, D, 2, 3)).astype(np.float32), np.arange(902.0, 909.0)[::-1].copy())
+    maps = ContextMaps(rng.random((7, D, 2, 3)).astype(np.float16), np.arange(902.0, 909.0)[::-1].copy())
     bank = open_bank(bank_uri, "a", spec, chunk_bytes=4 * D * 6 * 2)
     bank.write_context("v", maps)
     reader = open_bank(bank_uri, "r")
-    np.testing.assert_array_equal(reader.context("v", 904.0), maps.maps[4].astype(np.float16))
+    np.testing.assert_array_equal(reader.context("v", 904.0), maps.maps[4])
     back = reader.read_context("v")
     assert back.maps.shape == (7, D, 2, 3) and back.timestamps.tolist() == list(range(902, 909))
     with pytest.raises(BankError, match="no context map at t=950"):
@@ -191,6 +193,9 @@ def test_context_bank(bank_uri: str) -> None:
         bank.write_video("w", make_rows(0))
     with pytest.raises(BankError, match=r"expects \[K, 16, 2, 3\]"):
         bank.write_context("w", ContextMaps(np.zeros((2, D, 3, 3), np.float32), np.arange(2.0)))
+    with pytest.raises(BankError, match=r"video 'w': context maps are float32, the bank stores float16"):
+        bank.write_context("w", ContextMaps(maps.maps.astype(np.float32), maps.timestamps))
+    assert reader.videos() == ["v"]
 
 
 def test_actor_context_bank_has_rows(bank_uri: str) -> None:
@@ -209,9 +214,10 @@ def test_bad_input_is_refused_and_nothing_is_lost(bank_uri: str) -> None:
     nan.features[3, 2] = np.nan
     bad_inputs = {
         r"features have shape .*\[R, 16\]": make_rows(10, dim=8),
-        "floating point": ActorRows(
+        "features are int32, the bank stores float16": ActorRows(
             np.ones((2, D), np.int32), np.zeros((2, 4)), np.ones(2), np.zeros(2), np.zeros(2, np.int64)
         ),
+        "features are float32, the bank stores float16": make_rows(10, dtype="float32"),
         r"boxes has shape \(3, 4\)": ActorRows(
             good.features[:4], good.boxes[:3], good.scores[:4], good.timestamps[:4], good.person_ids[:4]
         ),
@@ -231,6 +237,20 @@ def test_bad_input_is_refused_and_nothing_is_lost(bank_uri: str) -> None:
     assert bank.videos() == ["v"] and len(bank.read_video("v")) == len(good)
 
 
+def test_writes_are_checked_against_the_spec_dtype(bank_uri: str) -> None:
+    """The spec's dtype is the only one: features of another dtype are refused, never cast."""
+    spec = make_spec(dtype="float32")
+    bank = open_bank(bank_uri, "a", spec)
+    half = make_rows(14, dtype="float16")
+    for target, name in ((bank, bank_uri), (DictBank(spec), "DictBank")):
+        expected = rf"bank {re.escape(name)}.*video 'v': features are float16, the bank stores float32"
+        with pytest.raises(BankError, match=expected):
+            target.write_video("v", half)
+        assert not target.is_complete("v")
+    bank.write_video("v", make_rows(14, dtype="float32"))
+    assert dict(bank.arrays("v"))["features"].dtype == np.float32
+
+
 def test_video_opens_as_xarray_dataset(bank_uri: str) -> None:
     bank = open_bank(bank_uri, "a", make_spec())
     rows = make_rows(11)
@@ -244,7 +264,7 @@ def test_video_opens_as_xarray_dataset(bank_uri: str) -> None:
 def test_verify_and_sizes(bank_uri: str) -> None:
     bank = open_bank(bank_uri, "a", make_spec())
     bank.write_video("v", make_rows(12))
-    bank.write_video("w", ActorRows.empty(D))
+    bank.write_video("w", ActorRows.empty(D, "float16"))
     assert verify_bank(bank) == []
     raw, stored = bank.sizes("v")
     assert raw > 0 and 0 < stored < raw  # ReLU-like features compress

@@ -1,17 +1,20 @@
-"""Workspace layout and stage identity.
+"""The workspace: where every stage output lives, and what identifies it.
 
 One workspace root (a local path or any fsspec URI, e.g. ``s3://team/stad``) holds every stage's
 outputs, one folder per *identity*::
 
-    <root>/<stage>/<config_hash>-<key>/      outputs of one run of a stage
+    <root>/<stage>/<config_hash>-<key>/              outputs of one run of a stage
     <root>/<stage>/<config_hash>-<key>/_stage.json   its StageRef, written LAST (= stage complete)
-    <root>/<stage>/LATEST                    key folder of the newest complete output
+    <root>/<stage>/LATEST                            key folder of the newest complete output
 
-``key`` digests the stage name, its config hash, the StageRef keys of its upstream outputs, any
-input fingerprints and the code version. A downstream stage's folder name therefore changes as
-soon as anything upstream changes: it never silently reuses outputs computed from stale inputs.
+``key`` digests the stage name, its config hash, the keys of its upstream outputs, any input
+fingerprints and the code version. A downstream stage's folder name therefore changes as soon as
+anything upstream changes: it never silently reuses outputs computed from stale inputs.
 
-Nothing here imports Prefect: flows call these helpers, tests can use them directly.
+Records are **relative to their workspace**: ``_stage.json`` stores the output's folder relative to
+the root, and paths that stages record (manifest video paths, annotation files of a synthetic
+dataset, history rows) are workspace-relative when they point inside it. A copied or moved
+workspace therefore reads only its own files; a record that points outside its workspace is refused.
 """
 
 from __future__ import annotations
@@ -21,16 +24,17 @@ import json
 import os
 import posixpath
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import fsspec
-from fsspec.core import url_to_fs
 
+from stad_core.atomic import atomic_write_text
 from stad_core.config import StageConfig
 from stad_core.errors import StadError
+from storage.uri import fs_for, is_local, join, local_path
 
 STAGE_REF_FILE = "_stage.json"
 LATEST_FILE = "LATEST"
@@ -95,10 +99,12 @@ def _git_describe() -> str | None:
 
 @dataclass(frozen=True)
 class StageRef:
-    """What a stage flow returns: where its outputs are and the identity they were built from.
+    """What a stage returns: where its outputs are and the identity they were built from.
 
     Small and JSON-serialisable (it travels through Prefect as a flow result and a parameter);
-    the data itself stays in the workspace at ``uri``.
+    the data itself stays in the workspace. ``path`` is the output folder relative to the
+    workspace root (what ``_stage.json`` stores); ``uri`` is that folder resolved against the
+    workspace the ref was read from, so a copied workspace resolves to its own files.
     """
 
     stage: str
@@ -111,27 +117,25 @@ class StageRef:
     counts: dict[str, int] = field(default_factory=dict)
     reused: bool = False  # True when an existing complete output was returned without running
 
+    @property
+    def path_in_workspace(self) -> str:
+        """``<stage>/<config_hash>-<key>``: where this output lives under any workspace root."""
+        return f"{self.stage}/{self.config_hash}-{self.key}"
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, indent=1)
+        """The record stored in ``_stage.json``: everything but the resolved ``uri`` and ``reused``."""
+        data = {k: v for k, v in asdict(self).items() if k not in ("uri", "reused")}
+        data["path"] = self.path_in_workspace
+        return json.dumps(data, sort_keys=True, indent=1)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> StageRef:
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
+    def from_mapping(cls, data: Mapping[str, Any], uri: str) -> StageRef:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k not in ("uri", "reused")}
+        return cls(uri=uri, **known)
 
     def path(self, *parts: str) -> str:
         """URI of a file inside this stage's output folder."""
         return join(self.uri, *parts)
-
-
-def join(root: str, *parts: str) -> str:
-    """Join URI parts with ``/`` (works for local paths and fsspec URLs alike)."""
-    return posixpath.join(str(root).rstrip("/") or "/", *parts)
-
-
-def fs_for(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The fsspec filesystem and in-filesystem path for ``uri``."""
-    return url_to_fs(str(uri))
 
 
 def stage_key(
@@ -146,14 +150,16 @@ def stage_key(
     return digest(stage, config_hash, ups, dict(sorted((inputs or {}).items())), version or code_version())
 
 
-def fingerprint_paths(paths: Iterable[str | os.PathLike[str]]) -> str:
-    """Cheap content identity of input files or folders: (relative path, size, mtime) of every file.
+def fingerprint_paths(paths: Iterable[str | os.PathLike[str] | None]) -> str:
+    """Cheap content identity of input files or folders: (path, size, mtime) of every file.
 
     Used for raw inputs that no stage produced (videos, annotation CSVs); hashing terabytes of
-    video to notice an edit would cost more than the stage itself.
+    video to notice an edit would cost more than the stage itself. ``None`` entries are skipped.
     """
     entries: list[tuple[str, int, str]] = []
     for item in paths:
+        if item is None:
+            continue
         fs, path = fs_for(str(item))
         if not fs.exists(path):
             entries.append((str(item), -1, "missing"))
@@ -178,8 +184,27 @@ class Workspace:
     def __repr__(self) -> str:
         return f"Workspace({self.root!r})"
 
+    # -- paths inside the workspace ------------------------------------------------------------
+
+    def uri(self, relative: str) -> str:
+        """The URI of a workspace-relative path (absolute paths and URLs are returned unchanged)."""
+        if "://" in relative or os.path.isabs(relative):
+            return relative
+        return join(self.root, relative)
+
+    def relative(self, uri: str | os.PathLike[str]) -> str:
+        """``uri`` relative to the root when it lies inside the workspace, else ``uri`` unchanged
+        (absolute): how stages record paths so a copied workspace resolves to its own files."""
+        uri = str(uri)
+        if "://" not in uri and not os.path.isabs(uri):
+            uri = os.path.abspath(uri)
+        prefix = self.root.rstrip("/") + "/"
+        return uri[len(prefix):] if uri.startswith(prefix) else uri
+
     def stage_uri(self, stage: str, config_hash: str, key: str) -> str:
         return join(self.root, stage, f"{config_hash}-{key}")
+
+    # -- identity and completion ---------------------------------------------------------------
 
     def plan(
         self,
@@ -203,13 +228,9 @@ class Workspace:
             inputs=dict(inputs or {}),
         )
 
-    def ensure_dir(self, uri: str) -> None:
-        fs, path = fs_for(uri)
-        fs.makedirs(path, exist_ok=True)
-
     def load_complete(self, planned: StageRef) -> StageRef | None:
         """The stored StageRef if ``planned``'s output folder is complete, else None."""
-        return read_ref(planned.uri)
+        return self.read_ref(planned.path_in_workspace)
 
     def begin(self, planned: StageRef, *, force: bool = False) -> None:
         """Prepare ``planned``'s folder for writing. ``force`` first un-marks it as complete, so a
@@ -217,12 +238,29 @@ class Workspace:
         fs, path = fs_for(planned.path(STAGE_REF_FILE))
         if force and fs.exists(path):
             fs.rm(path)
-        self.ensure_dir(planned.uri)
+        fs.makedirs(fs_for(planned.uri)[1], exist_ok=True)
 
     def commit(self, ref: StageRef) -> StageRef:
         """Mark a stage output complete: write its StageRef last, then point LATEST at it."""
         write_text(ref.path(STAGE_REF_FILE), ref.to_json())
         write_text(join(self.root, ref.stage, LATEST_FILE), posixpath.basename(ref.uri) + "\n")
+        return ref
+
+    def read_ref(self, relative: str) -> StageRef | None:
+        """The StageRef stored in the output folder ``relative`` (``<stage>/<hash>-<key>``), or None
+        if that folder is not complete. The ref's ``uri`` resolves inside this workspace."""
+        uri = join(self.root, relative)
+        fs, path = fs_for(join(uri, STAGE_REF_FILE))
+        if not fs.exists(path):
+            return None
+        try:
+            data = json.loads(read_text(join(uri, STAGE_REF_FILE)))
+            ref = StageRef.from_mapping(data, uri)
+        except (ValueError, TypeError) as exc:
+            raise StadError(f"{uri}: corrupt {STAGE_REF_FILE} ({exc}); delete the folder to rebuild it") from None
+        if ref.path_in_workspace != relative.strip("/"):
+            raise StadError(f"{uri}/{STAGE_REF_FILE} is the record of {ref.path_in_workspace!r}, not of this folder: "
+                            "it was copied in from elsewhere; delete the folder to rebuild it")
         return ref
 
     def latest(self, stage: str) -> StageRef | None:
@@ -231,8 +269,7 @@ class Workspace:
         fs, path = fs_for(pointer)
         if not fs.exists(path):
             return None
-        name = read_text(pointer).strip()
-        return read_ref(join(self.root, stage, name))
+        return self.read_ref(f"{stage}/{read_text(pointer).strip()}")
 
     def require_latest(self, stage: str, needed_by: str) -> StageRef:
         ref = self.latest(stage)
@@ -243,14 +280,20 @@ class Workspace:
             )
         return ref
 
+    def find(self, stage: str, key: str) -> StageRef:
+        """The complete output of ``stage`` whose key is ``key``."""
+        for ref in self.history(stage):
+            if ref.key == key:
+                return ref
+        raise StadError(f"no complete {stage} output with key {key} in {self.root}")
+
     def history(self, stage: str | None = None) -> list[StageRef]:
-        """Every complete stage output (newest first by file modification time)."""
+        """Every complete stage output (newest first by completion time)."""
         stages = [stage] if stage else sorted(self._list_dirs(self.root))
         found: list[tuple[float, StageRef]] = []
         for name in stages:
             for folder in self._list_dirs(join(self.root, name)):
-                uri = join(self.root, name, folder)
-                ref = read_ref(uri)
+                ref = self.read_ref(f"{name}/{folder}")
                 if ref is not None:
                     fs, path = fs_for(ref.path(STAGE_REF_FILE))
                     found.append((_modified(fs.info(path)), ref))
@@ -264,13 +307,9 @@ class Workspace:
         return [posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False) if fs.isdir(p)]
 
 
-def local_path(uri: str) -> Path:
-    """A local filesystem path for ``uri``: for stage cores that need real files (video encoders)."""
-    fs, path = fs_for(uri)
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    if "file" not in protocols and "local" not in protocols:
-        raise StadError(f"{uri}: this stage needs a local (or mounted shared) path, not {protocols[0]}://")
-    return Path(path)
+def stage_record(ws: Workspace, ref: StageRef) -> StageRef:
+    """``ref`` re-resolved in ``ws`` (a ref handed over from another process or workspace copy)."""
+    return replace(ref, uri=join(ws.root, ref.path_in_workspace))
 
 
 def _modified(info: Mapping[str, Any]) -> float:
@@ -285,27 +324,12 @@ def read_text(uri: str) -> str:
 
 
 def write_text(uri: str, text: str) -> None:
-    """Write ``text`` so readers never see a partial file (temp name + rename on local disks)."""
+    """Write ``text`` so readers never see a partial file (atomic rename locally; object stores
+    write whole objects)."""
+    if is_local(uri):
+        atomic_write_text(local_path(uri), text)
+        return
     fs, path = fs_for(uri)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    else:  # object stores write whole objects atomically
-        with fs.open(path, "w") as fh:
-            fh.write(text)
-
-
-def read_ref(uri: str) -> StageRef | None:
-    """The StageRef stored in a stage output folder, or None if the folder is not complete."""
-    fs, path = fs_for(join(uri, STAGE_REF_FILE))
-    if not fs.exists(path):
-        return None
-    try:
-        return StageRef.from_mapping(json.loads(read_text(join(uri, STAGE_REF_FILE))))
-    except (ValueError, TypeError) as exc:
-        raise StadError(f"{uri}: corrupt {STAGE_REF_FILE} ({exc}); delete the folder to rebuild it") from None
+    with fs.open(path, "w") as fh:
+        fh.write(text)

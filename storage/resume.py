@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flows.workspace import digest, fs_for, join, read_text, write_text
+from storage.uri import fs_for, join
+from storage.workspace import digest, read_text, write_text
 
 DONE_DIR = "_done"
 

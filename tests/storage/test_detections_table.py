@@ -9,7 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.detect import SCHEMA, DetectStageConfig, detect_video, merge_task, read_detections, write_detections
+from stad_core.stage_configs import DetectStageConfig
+from storage.stages.detect import detect_video
+from storage.tables import DETECTIONS_SCHEMA as SCHEMA
+from storage.tables import merge_detections, read_detections, write_detections
 from stad_core.ava import KeyframeDetections, KeyframeKey
 
 OLD_SCHEMA = pa.schema([f for f in SCHEMA if f.name != "person_id"])  # before person ids
@@ -55,7 +58,7 @@ def test_older_file_without_the_column_reads_without_ids(tmp_path: Path) -> None
     # A stage output mixing an old part with a new one merges into the current schema.
     write_detections(tmp_path / "parts" / "c.parquet", [
         KeyframeDetections(KeyframeKey("c", 902), [[0, 0, 1, 1]], [1.0], "groundtruth", [3])])
-    assert merge_task.fn(str(tmp_path), ["a", "c"]) == 4
+    assert merge_detections([tmp_path / "parts" / f"{v}.parquet" for v in "ac"], tmp_path / "detections.parquet") == 4
     merged = read_detections(tmp_path / "detections.parquet")
     assert merged["a"][0].person_ids is None and merged["c"][0].person_ids.tolist() == [3]
 
@@ -70,7 +73,7 @@ def test_groundtruth_source_writes_person_ids(tmp_path: Path) -> None:
         "w,0902,0.0,0.0,1.0,1.0,12,1\n"
     )
     counts = detect_video(video_id="v", stage_uri=str(tmp_path / "stage"), device="cpu", config=DetectStageConfig(),
-                          path="unused.mp4", split="val", keyframes=[902.0, 903.0, 904.0], time_offset=0.0,
+                          path="unused.mp4", split="val", keyframes=[902.0, 903.0, 904.0], time_offset=0.0, force=False,
                           gt_csv=str(gt))
     assert counts == {"keyframes": 3, "boxes": 3}
     dets = read_detections(tmp_path / "stage" / "parts" / "v.parquet")["v"]

@@ -1,0 +1,66 @@
+"""Flows of the stage registry: every stage of ``storage.stages`` plus the two flows that compose
+stages (``pipeline``, ``reevaluate``). The CLI (`stad run`, `python -m flows.<stage>`),
+`stad serve` and prefect.yaml read this.
+
+A stage's flow is ``flows.<stage>:<stage>_flow``; its config model, summary, default config file and
+GPU need come from the stage's registry entry. Imports are lazy: listing the names is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from stad_core.errors import StadError
+from storage.stages import STAGE_MODULES, get_stage
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    name: str
+    flow_path: str  # "module:attribute" of the Prefect flow
+    config_path: str | None = None  # "module:attribute" of its config model (None: the stage's)
+    summary: str | None = None  # None: the stage's
+    default_config: str | None = None
+    gpu: bool | None = None
+
+    def load_flow(self) -> Any:
+        return _load(self.flow_path)
+
+    def load_config_class(self) -> type[Any]:
+        return _load(self.config_path) if self.config_path else get_stage(self.name).config
+
+    def describe(self) -> str:
+        return self.summary or get_stage(self.name).summary
+
+    def config_file(self) -> str | None:
+        return self.default_config if self.config_path else get_stage(self.name).default_config
+
+    def needs_gpu(self) -> bool:
+        return bool(self.gpu) if self.config_path else get_stage(self.name).gpu
+
+
+def _load(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+FLOWS: dict[str, FlowEntry] = {
+    **{name: FlowEntry(name, f"flows.{name}:{name}_flow") for name in STAGE_MODULES},
+    "reevaluate": FlowEntry("reevaluate", "flows.evaluate:reevaluate_flow", "stad_core.stage_configs:EvaluateConfig",
+                            "evaluate every trained head without an evaluation yet (scheduled)",
+                            "configs/evaluate.yaml", gpu=True),
+    "pipeline": FlowEntry("pipeline", "flows.pipeline:pipeline_flow", "stad_core.stage_configs:PipelineConfig",
+                          "all stages as one DAG (synth -> ingest -> detect/finetune -> extract -> train -> acfb -> "
+                          "evaluate)", "configs/pipeline.yaml", gpu=True),
+}
+
+# Cron schedule of the reevaluate deployment unless `stad serve --cron reevaluate=...` says otherwise.
+REEVALUATE_CRON = "0 * * * *"
+
+
+def get_flow(name: str) -> FlowEntry:
+    if name in FLOWS:
+        return FLOWS[name]
+    raise StadError(f"unknown stage {name!r} (available: {', '.join(FLOWS)})")
