@@ -11,11 +11,14 @@ DEMO_OUT ?= demo-data
 
 .PHONY: demo test install clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.11 found"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip wheel setuptools
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	# compat: the checkout goes on sys.path as a path entry, so `storage` is found as a regular package
+	# even where a folder of that name comes first (a Dask worker's spill folder); the default import
+	# hook would lose to it.
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' --config-settings editable_mode=compat
 	# Compile bytecode once: importing prefect is ~2x slower without it (PYTHONDONTWRITEBYTECODE is set here).
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	touch $(STAMP)

@@ -11,6 +11,7 @@ after changing one stage's config recomputes exactly that stage and what follows
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from prefect import flow
 
@@ -20,7 +21,7 @@ from flows.evaluate import evaluate_flow
 from flows.extract import extract_flow
 from flows.finetune import finetune_flow
 from flows.ingest import ingest_flow
-from flows.runner import default_task_runner
+from flows.runner import default_task_runner, inherit_runner
 from flows.synth import synth_flow
 from flows.train import train_flow
 from stad_core.heads.variants import variant_fields
@@ -39,39 +40,43 @@ def pipeline_flow(config: PipelineConfig = PipelineConfig(), workspace: str = "w
     def forced(stage: str) -> bool:
         return force or stage in force_stages
 
+    def sub(stage_flow: Any, *args: Any, **kwargs: Any) -> StageRef:
+        return inherit_runner(stage_flow)(*args, **kwargs)  # on the pipeline's runner (threads or Dask)
+
     refs: dict[str, StageRef] = {}
     synth = None
     if config.dataset == "synth":
-        synth = refs["synth"] = synth_flow(config.synth, workspace, force=forced("synth"))
+        synth = refs["synth"] = sub(synth_flow, config.synth, workspace, force=forced("synth"))
     if not config.wants("ingest"):
         return refs
-    ingest = refs["ingest"] = ingest_flow(config.ingest, workspace, force=forced("ingest"), synth=synth)
+    ingest = refs["ingest"] = sub(ingest_flow, config.ingest, workspace, force=forced("ingest"), synth=synth)
     if not config.wants("detect"):
         return refs
-    detect = refs["detect"] = detect_flow(config.detect, workspace, force=forced("detect"), ingest=ingest)
+    detect = refs["detect"] = sub(detect_flow, config.detect, workspace, force=forced("detect"), ingest=ingest)
     if not config.wants("finetune"):
         return refs
-    finetune = refs["finetune"] = finetune_flow(config.finetune, workspace, force=forced("finetune"), ingest=ingest)
+    finetune = refs["finetune"] = sub(finetune_flow, config.finetune, workspace, force=forced("finetune"),
+                                      ingest=ingest)
     if not config.wants("extract"):
         return refs
-    extract = refs["extract"] = extract_flow(config.extract, workspace, force=forced("extract"), ingest=ingest,
-                                             detect=detect, finetune=finetune)
+    extract = refs["extract"] = sub(extract_flow, config.extract, workspace, force=forced("extract"),
+                                    ingest=ingest, detect=detect, finetune=finetune)
     if not config.wants("train"):
         return refs
     models: dict[str, StageRef] = {}
     for variant in config.heads:
-        models[variant] = refs[f"train:{variant}"] = train_flow(
-            config.train.model_copy(update=variant_fields(variant)), workspace, force=forced("train"),
+        models[variant] = refs[f"train:{variant}"] = sub(
+            train_flow, config.train.model_copy(update=variant_fields(variant)), workspace, force=forced("train"),
             ingest=ingest, extract=extract)
     if config.acfb and config.wants("acfb"):
-        models["acfb"] = refs["acfb"] = acfb_flow(
-            config.train.model_copy(update={"head": "acfb"}), workspace, force=forced("acfb"), ingest=ingest,
-            extract=extract, acar=models["acar"])
+        models["acfb"] = refs["acfb"] = sub(
+            acfb_flow, config.train.model_copy(update={"head": "acfb"}), workspace, force=forced("acfb"),
+            ingest=ingest, extract=extract, acar=models["acar"])
     if not config.wants("evaluate"):
         return refs
     for name, model in models.items():
-        refs[f"evaluate:{name}"] = evaluate_flow(config.evaluate, workspace, force=forced("evaluate"), model=model,
-                                                 ingest=ingest, extract=extract)
+        refs[f"evaluate:{name}"] = sub(evaluate_flow, config.evaluate, workspace, force=forced("evaluate"),
+                                       model=model, ingest=ingest, extract=extract)
     return refs
 
 

@@ -66,6 +66,17 @@ def default_task_runner() -> Any:
     return ThreadPoolTaskRunner()
 
 
+def inherit_runner(flow: Any) -> Any:
+    """``flow`` set to run its tasks where the calling flow runs them (a subflow otherwise keeps the
+    runner it was defined with: the pipeline on Dask would run every stage on local threads)."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.task_runner is None:
+        return flow
+    return flow.with_options(task_runner=ctx.task_runner.duplicate())
+
+
 def gpu_enabled_on_dask(options: RunOptions) -> bool:
     """Up-front check before a GPU stage on Dask (fails fast or falls back, see flows.gpu)."""
     if options.dask_address is None:

@@ -13,10 +13,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from flows.cluster import await_result, check_worker_imports
 from flows.gpu import GpuFallback, check_dask_gpus, ensure_gpu_limit, gpu_device, submit_task, using_dask_runner
 from stad_core.config import StageConfig
 from stad_core.errors import StadError
@@ -70,16 +72,21 @@ def _dask_address_of_current_runner() -> str | None:
     return address
 
 
-def gate_gpu(gpu: bool) -> bool:
-    """Whether GPU work may be annotated/throttled here: on Dask some worker must offer a GPU
-    (tasks would wait forever otherwise); locally the concurrency limit must exist to throttle."""
-    if gpu and using_dask_runner():
-        address = _dask_address_of_current_runner()
-        if address is not None:
-            return check_dask_gpus(address, _gpu_fallback())
-    elif gpu:
+def gate_gpu(gpu: bool, address: str | None) -> bool:
+    """Whether GPU work may be annotated/throttled here. On Dask (``address``) every worker must
+    import the project and some worker must offer a GPU (tasks would wait forever otherwise);
+    locally the concurrency limit must exist to throttle."""
+    if address is not None:
+        check_worker_imports(address)
+        return check_dask_gpus(address, _gpu_fallback()) if gpu else False
+    if gpu:
         ensure_gpu_limit()
     return gpu
+
+
+def _result(future: Any, address: str | None, gpu: bool) -> Any:
+    # On Dask a lost worker must end the wait with an error, never a hang.
+    return future.result() if address is None else await_result(future, address, gpu=gpu)
 
 
 def run_stage_flow(name: str | Stage, config: StageConfig, workspace: str, force: bool = False,
@@ -90,11 +97,12 @@ def run_stage_flow(name: str | Stage, config: StageConfig, workspace: str, force
     done = reuse_or_begin(stage, ws, plan, force=force)
     if done is not None:
         return done
-    gpu = gate_gpu(stage.gpu if plan.gpu is None else plan.gpu)
-    results = map_videos(stage, plan, force=force, gpu=gpu)
+    address = _dask_address_of_current_runner() if using_dask_runner() else None
+    gpu = gate_gpu(stage.gpu if plan.gpu is None else plan.gpu, address)
+    results = map_videos(stage, plan, force=force, gpu=gpu, address=address)
     finished = Finished()
     if stage.finish is not None:
-        finished = submit_task(finish_task, gpu=gpu, stage=stage, plan=plan, use_gpu=gpu).result()
+        finished = _result(submit_task(finish_task, gpu=gpu, stage=stage, plan=plan, use_gpu=gpu), address, gpu)
     return commit_stage(ws, plan, results, finished)
 
 
@@ -103,7 +111,8 @@ def _light(plan: StagePlan) -> StagePlan:
     return replace(plan, videos=())
 
 
-def map_videos(stage: Stage, plan: StagePlan, *, force: bool, gpu: bool) -> list[VideoResult]:
+def map_videos(stage: Stage, plan: StagePlan, *, force: bool, gpu: bool,
+               address: str | None = None) -> list[VideoResult]:
     """Submit one task per video and wait for all; failures are reported together at the end."""
     if not plan.videos:
         return []
@@ -114,7 +123,7 @@ def map_videos(stage: Stage, plan: StagePlan, *, force: bool, gpu: bool) -> list
     failures: list[tuple[str, BaseException]] = []
     for done, (work, future) in enumerate(zip(plan.videos, futures), start=1):
         try:
-            results.append(future.result())
+            results.append(_result(future, address, gpu))
         except Exception as exc:  # noqa: BLE001 - collected and re-raised as one error below
             failures.append((work.video_id, exc))
         report_progress(stage.name, done, len(plan.videos))

@@ -18,6 +18,9 @@ pass ``is_complete`` so the bank stays the single source of truth.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,9 +82,13 @@ def is_done(stage_uri: str, key: WorkKey, is_complete: Callable[[str], bool] | N
     return {str(k): int(v) for k, v in marker.get("counts", {}).items()}
 
 
-def mark_done(stage_uri: str, key: WorkKey, counts: Mapping[str, int]) -> None:
-    """Record ``key``'s video as complete. Call only after all of its outputs are written."""
-    payload = {"video_id": key.video_id, "key": key.hash, "counts": dict(counts), "code_version": key.code_version}
+def mark_done(stage_uri: str, key: WorkKey, counts: Mapping[str, int], *, started: float | None = None) -> None:
+    """Record ``key``'s video as complete. Call only after all of its outputs are written.
+
+    The marker also says where and when the work ran (``host:pid``, start and end epoch seconds):
+    what a cluster run can be audited by."""
+    payload = {"video_id": key.video_id, "key": key.hash, "counts": dict(counts), "code_version": key.code_version,
+               "worker": f"{socket.gethostname()}:{os.getpid()}", "started": started, "finished": time.time()}
     write_text(_marker_uri(stage_uri, key.video_id), json.dumps(payload, sort_keys=True))
 
 
@@ -106,6 +113,7 @@ def run_video(
             return VideoResult(key.video_id, skipped=True, counts=counts)
     # Drop a stale marker first: a crash inside ``work`` must not leave an old "done" behind.
     clear_marker(stage_uri, key.video_id)
+    started = time.time()
     counts = {str(k): int(v) for k, v in dict(work()).items()}
-    mark_done(stage_uri, key, counts)
+    mark_done(stage_uri, key, counts, started=started)
     return VideoResult(key.video_id, skipped=False, counts=counts)

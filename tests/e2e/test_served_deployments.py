@@ -6,94 +6,19 @@ and an interval schedule creating runs that complete. Every process is killed in
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from e2e_lib import stop as _stop
+from e2e_lib import wait_for as _wait_for
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 TINY_SYNTH = "videos: 1\nseconds: 12\nactors_min: 2\nactors_max: 2\nalarm_fraction: 1.0\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, SIGKILL it if it lingers (servers start their own children)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except (subprocess.TimeoutExpired, ProcessLookupError):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-
-
-def _wait_for(predicate, timeout: float, what: str, procs: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        for proc, log in zip(procs, logs):
-            if proc.poll() is not None:
-                pytest.fail(f"{what}: a process exited early ({proc.args}):\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
-    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-2000:]}" for log in logs)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")
-
-
-@pytest.fixture()
-def prefect_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Popen[bytes], Path]]:
-    port = _free_port()
-    home = tmp_path / "prefect-home"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_ENABLED": "false",
-        # Make schedules and the runner react in seconds instead of a minute.
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "STAD_GPUS": "0",
-    }
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    api = env["PREFECT_API_URL"]
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{api}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        _wait_for(healthy, 180, "the Prefect server to answer /api/health", [proc], [log])
-        yield api, env, proc, log
-    finally:
-        _stop(proc)
 
 
 def _runs(api: str, deployment_name: str) -> list[dict[str, object]]:
