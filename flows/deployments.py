@@ -1,10 +1,12 @@
 """Deployments of every stage flow and the pipeline, served by `stad serve` (or `prefect deploy`
 with prefect.yaml, which lists the same entry points for a worker in a work pool).
 
-A deployment's default parameters are the stage's config file (``configs/<stage>.yaml`` when it
-exists, or ``--config STAGE=FILE``) and the workspace; any run can override them::
+A deployment's default parameters are the stage's config file (``config_file``: ``configs/<stage>.yaml``
+when it exists, or ``--config STAGE=FILE``; checked when served) and the workspace. A run's ``config``
+is a partial mapping merged over that file, section by section, and validated before any work::
 
     prefect deployment run ingest/ingest -p workspace=/data/ws -p config='{"videos_dir": "..."}'
+    prefect deployment run pipeline/pipeline -p config='{"synth": {"videos": 8}}'
 
 Schedules come from ``--cron NAME=EXPR`` / ``--interval NAME=SECONDS``; the ``reevaluate``
 deployment (evaluate new checkpoints/banks, append to the results history, publish artifacts) runs
@@ -17,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from flows.registry import FLOWS, REEVALUATE_CRON, get_flow
+from flows.registry import FLOWS, REEVALUATE_CRON, get_flow, load_stage_config
 from stad_core.errors import ConfigError, StadError
 
 
@@ -33,13 +35,14 @@ def parse_assignments(items: Iterable[str], option: str) -> dict[str, str]:
 
 
 def default_parameters(stage: str, workspace: str, config_file: str | None = None) -> dict[str, Any]:
-    """JSON parameters of a deployment: the validated stage config and the workspace."""
-    from flows.cli.run import load_stage_config
-
+    """JSON parameters of a deployment: its config file (absolute, checked now) and the workspace."""
     default = get_flow(stage).config_file()
     path = config_file or (default if default and Path(default).is_file() else None)
-    config = load_stage_config(stage, Path(path) if path else None, [])
-    return {"config": config.model_dump(mode="json"), "workspace": workspace}
+    load_stage_config(stage, path)  # a broken file fails `stad serve`, not the first run
+    params: dict[str, Any] = {"workspace": workspace}
+    if path is not None:
+        params["config_file"] = str(Path(path).resolve())
+    return params
 
 
 def build_deployments(
@@ -100,11 +103,3 @@ def serve_deployments(
     ensure_gpu_limit()
     serve(*build_deployments(workspace, only=only, configs=configs, cron=cron, interval=interval), limit=limit)
 
-
-if __name__ == "__main__":  # python -m flows.deployments [serve options] == stad serve [...]
-    import sys
-
-    from flows.cli import main
-
-    sys.argv = ["stad", "serve", *sys.argv[1:]]
-    main()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.artifacts import pct, publish_evaluation
+from flows.registry import Settings, resolve_config
 from flows.runner import default_task_runner
 from flows.stage_flow import run_stage_flow
 from stad_core.stage_configs import EvaluateConfig
@@ -15,10 +16,17 @@ from storage.workspace import StageRef, Workspace
 
 
 @flow(name="evaluate", log_prints=True, task_runner=default_task_runner())
-def evaluate_flow(config: EvaluateConfig = EvaluateConfig(), workspace: str = "workspace", force: bool = False,
-                  model: StageRef | None = None, ingest: StageRef | None = None,
-                  extract: StageRef | None = None) -> StageRef:
+def evaluate_flow(
+    config: Settings[EvaluateConfig] = None,
+    workspace: str = "workspace",
+    force: bool = False,
+    config_file: str | None = None,
+    model: StageRef | None = None,
+    ingest: StageRef | None = None,
+    extract: StageRef | None = None,
+) -> StageRef:
     """Score ``model`` (a train or acfb output; default the newest) on ``config.split``."""
+    config = resolve_config("evaluate", config, config_file)
     ref = run_stage_flow("evaluate", config, workspace, force, model=model, ingest=ingest, extract=extract)
     if not ref.reused:
         summary = read_summary(ref)
@@ -30,13 +38,18 @@ def evaluate_flow(config: EvaluateConfig = EvaluateConfig(), workspace: str = "w
 
 
 @flow(name="reevaluate", log_prints=True, task_runner=default_task_runner())
-def reevaluate_flow(config: EvaluateConfig = EvaluateConfig(), workspace: str = "workspace",
-                    force: bool = False) -> list[StageRef]:
+def reevaluate_flow(
+    config: Settings[EvaluateConfig] = None,
+    workspace: str = "workspace",
+    force: bool = False,
+    config_file: str | None = None,
+) -> list[StageRef]:
     """Evaluate every complete train/acfb output that has no evaluation with ``config`` yet.
 
     New checkpoints (including heads trained on new banks, whose identity includes the bank's) get
     a history row and artifacts; evaluated ones are reused, so a run with nothing new is a no-op.
     """
+    config = resolve_config("reevaluate", config, config_file)
     ws = Workspace(workspace)
     out = [evaluate_flow(config, workspace, force=force, model=model)
            for stage in MODEL_STAGES for model in ws.history(stage)

@@ -21,6 +21,7 @@ from flows.evaluate import evaluate_flow
 from flows.extract import extract_flow
 from flows.finetune import finetune_flow
 from flows.ingest import ingest_flow
+from flows.registry import Settings, resolve_config
 from flows.runner import default_task_runner, inherit_runner
 from flows.synth import synth_flow
 from flows.train import train_flow
@@ -30,12 +31,20 @@ from storage.workspace import StageRef
 
 
 @flow(name="pipeline", log_prints=True, task_runner=default_task_runner())
-def pipeline_flow(config: PipelineConfig = PipelineConfig(), workspace: str = "workspace", force: bool = False,
-                  force_stages: Sequence[str] = ()) -> dict[str, StageRef]:
+def pipeline_flow(
+    config: Settings[PipelineConfig] = None,
+    workspace: str = "workspace",
+    force: bool = False,
+    force_stages: Sequence[str] = (),
+    config_file: str | None = None,
+) -> dict[str, StageRef]:
     """Run the stages in dependency order; ``force`` redoes all, ``force_stages`` the named ones.
 
-    Returned refs are keyed by stage, and ``train:<head>`` / ``evaluate:<head>`` per head.
+    ``config``: a PipelineConfig, or a partial mapping (``{"synth": {"videos": 8}}``) merged section
+    by section over ``config_file`` (a deployment's defaults). Returned refs are keyed by stage, and
+    ``train:<head>`` / ``evaluate:<head>`` per head.
     """
+    config = resolve_config("pipeline", config, config_file)
 
     def forced(stage: str) -> bool:
         return force or stage in force_stages

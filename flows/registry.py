@@ -9,9 +9,14 @@ GPU need come from the stage's registry entry. Imports are lazy: listing the nam
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
+from pydantic import Field
+
+from stad_core.config import StageConfig, load_config
 from stad_core.errors import StadError
 from storage.stages import STAGE_MODULES, get_stage
 
@@ -56,6 +61,12 @@ FLOWS: dict[str, FlowEntry] = {
                           "evaluate)", "configs/pipeline.yaml", gpu=True),
 }
 
+C = TypeVar("C")
+#: A flow's ``config`` parameter: a partial mapping (a deployment run's ``-p config='{...}'``, merged
+#: by ``resolve_config``) or the model itself. Left to right: a dict must stay a dict, not be
+#: validated into the model with the class defaults (which would replace the deployment's settings).
+Settings = Annotated[dict[str, Any] | C | None, Field(union_mode="left_to_right")]
+
 # Cron schedule of the reevaluate deployment unless `stad serve --cron reevaluate=...` says otherwise.
 REEVALUATE_CRON = "0 * * * *"
 
@@ -64,3 +75,19 @@ def get_flow(name: str) -> FlowEntry:
     if name in FLOWS:
         return FLOWS[name]
     raise StadError(f"unknown stage {name!r} (available: {', '.join(FLOWS)})")
+
+
+def load_stage_config(name: str, path: str | Path | None = None, overrides: Sequence[str] = (),
+                      values: Mapping[str, Any] | None = None) -> Any:
+    """The config model of ``name``: its class defaults < the YAML file < ``values`` (a partial,
+    nested mapping) < ``key=value`` overrides. Errors name the layer that is wrong."""
+    return load_config(get_flow(name).load_config_class(), path, overrides, values=values)
+
+
+def resolve_config(name: str, config: Any, config_file: str | None) -> Any:
+    """What a flow's ``config`` parameter means: a model instance as it is; otherwise a partial
+    mapping (a deployment run's ``-p config='{...}'``) merged over ``config_file`` (the deployment's
+    default settings) and the class defaults, validated before any stage work starts."""
+    if isinstance(config, StageConfig):
+        return config
+    return load_stage_config(name, config_file, values=config or {})

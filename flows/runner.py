@@ -100,5 +100,7 @@ def prepare_prefect_env(home: Path | None = None, *, quiet: bool = False) -> Non
         home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home.resolve())
     if quiet:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        # Progress bars and one `error:` line instead: Prefect's own logs (tracebacks of a failed
+        # task included) only with --verbose.
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")

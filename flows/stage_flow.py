@@ -10,7 +10,7 @@ hash + code version, survive a lost Prefect database, and big data never enters 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -19,6 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.cluster import await_result, check_worker_imports
+from flows.registry import resolve_config
 from flows.gpu import GpuFallback, check_dask_gpus, ensure_gpu_limit, gpu_device, submit_task, using_dask_runner
 from stad_core.config import StageConfig
 from stad_core.errors import StadError
@@ -89,10 +90,13 @@ def _result(future: Any, address: str | None, gpu: bool) -> Any:
     return future.result() if address is None else await_result(future, address, gpu=gpu)
 
 
-def run_stage_flow(name: str | Stage, config: StageConfig, workspace: str, force: bool = False,
-                   **upstream: StageRef | None) -> StageRef:
+def run_stage_flow(name: str | Stage, config: StageConfig | Mapping[str, Any] | None, workspace: str,
+                   force: bool = False, *, config_file: str | None = None, **upstream: StageRef | None) -> StageRef:
     """Run stage ``name`` (a registry name or a Stage) inside the current flow; returns its
-    committed (or reused) StageRef."""
+    committed (or reused) StageRef. ``config``: a model, or a partial mapping merged over
+    ``config_file`` (see ``flows.registry.resolve_config``)."""
+    if isinstance(name, str):
+        config = resolve_config(name, config, config_file)
     stage, ws, plan = plan_stage(name, config, workspace, upstream)
     done = reuse_or_begin(stage, ws, plan, force=force)
     if done is not None:

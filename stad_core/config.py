@@ -51,8 +51,11 @@ def load_config(
     overrides: Sequence[str] = (),
     *,
     base: Mapping[str, Any] | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> C:
-    """``cls`` from ``base`` < the YAML file at ``path`` < ``key=value`` overrides (later ones win).
+    """``cls`` from ``base`` < the YAML file at ``path`` < ``values`` < ``key=value`` overrides
+    (later ones win; ``values`` is a partial, possibly nested mapping, e.g. a deployment run's
+    parameters, merged section by section like the rest).
 
     Override values are read as YAML (``4`` -> int, ``[1, 2]`` -> list); dotted keys address
     sections (``synth.videos=2`` -> ``{"synth": {"videos": 2}}``) and merge into the file's section
@@ -67,13 +70,15 @@ def load_config(
         layers.append(("defaults", _nest(base, "defaults")))
     if path is not None:
         layers.append((str(path), _nest(_read_yaml(path), str(path))))
+    if values:
+        layers.append(("parameters", _nest(dict(values), "parameters")))
     for item in overrides:
         label = f"override {item}"
         layers.append((label, _nest(dict([_parse_override(item)]), label)))
     values: dict[str, Any] = {}
     for _, layer in layers:
         values = _merge(values, layer)
-    fallback = str(path) if path is not None else "overrides" if overrides else "defaults"
+    fallback = str(path) if path is not None else "overrides" if overrides else "parameters" if values else "defaults"
     return _validate(cls, values, lambda loc: _origin(loc, layers, fallback))
 
 

@@ -7,6 +7,7 @@ Each command group lives in its own module with a ``register(app)`` function; he
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -24,9 +25,17 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
+_show_traceback = False
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    traceback: bool = typer.Option(False, "--traceback", envvar="STAD_TRACEBACK",
+                                   help="On an error, print the full Python traceback too."),
+) -> None:
     """Spatio-temporal action detection: datasets, feature banks, relation heads, AVA evaluation."""
+    global _show_traceback
+    _show_traceback = traceback
 
 
 @app.command()
@@ -54,6 +63,8 @@ def main(cli: typer.Typer | None = None, prog_name: str | None = None) -> None:
     try:
         (cli or app)(prog_name=prog_name)
     except StadError as exc:
+        if _show_traceback or os.environ.get("STAD_TRACEBACK"):
+            err_console.print_exception()
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
 

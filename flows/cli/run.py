@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from flows.registry import FLOWS  # light: the registry imports stage modules lazily
-
-def load_stage_config(stage: str, path: Path | None, overrides: Sequence[str]) -> Any:
-    """The stage's config model from an optional YAML file plus ``key=value`` (dotted for sections)."""
-    from flows.registry import get_flow
-    from stad_core.config import load_config
-
-    return load_config(get_flow(stage).load_config_class(), path, overrides)
+from flows.registry import FLOWS, load_stage_config  # light: the registry imports stage modules lazily
 
 
 def run_stage(
@@ -72,27 +65,65 @@ def print_refs(result: Any, title: str, elapsed: float | None = None, *, root: s
         return uri[len(prefix):] if root and uri.startswith(prefix) else uri
 
     table = Table(title=title, title_justify="left")
-    for column in ("stage", "status", "counts", "config", "output"):
+    labels = [label for label, _ in _refs(result)]
+    table.add_column("stage", no_wrap=True, min_width=max(map(len, labels), default=5))  # never folded
+    for column in ("status", "counts", "result", "config", "output"):
         table.add_column(column, overflow="fold")
     for label, ref in _refs(result):
         counts = ", ".join(f"{k} {v}" for k, v in ref.counts.items())
-        table.add_row(label, "reused" if ref.reused else "ran", counts, ref.config_hash, where(ref.uri))
+        table.add_row(label, "reused" if ref.reused else "ran", counts, result_of(ref), ref.config_hash, where(ref.uri))
     console = Console()
     console.print(table)
     if elapsed is not None:
         console.print(f"done in {elapsed:.1f} s")
 
 
+def result_of(ref: Any) -> str:
+    """The figure a stage output is for: frame-mAP of an evaluation, last val frame-mAP of a head."""
+    import json
+
+    from storage.workspace import read_text
+
+    try:
+        if ref.stage == "evaluate":
+            return f"mAP {_pct(json.loads(read_text(ref.path('summary.json')))['mAP'])}"
+        if ref.stage in ("train", "acfb"):
+            history = json.loads(read_text(ref.path("metrics.json")))["history"]
+            return f"val mAP {_pct(history[-1]['val_map'])}" if history and history[-1].get("val_map") is not None else ""
+    except (OSError, ValueError, KeyError):
+        return ""
+    return ""
+
+
 def _run_command(
     stage: str, config: Path | None, overrides: list[str] | None, workspace: str, force: bool,
-    dask: str | None, gpu_fallback: str, workers: int | None,
+    dask: str | None, gpu_fallback: str, workers: int | None, verbose: bool = False,
 ) -> None:
+    """Check everything that can be checked without Prefect (settings, upstream outputs), then run
+    on a reused Prefect server with progress bars and a results table."""
     from flows.runner import prepare_prefect_env
+    from flows.server import ensure_server
+    from storage.stages import STAGE_MODULES
 
-    prepare_prefect_env()
     cfg = load_stage_config(stage, config, overrides or [])
+    if stage in STAGE_MODULES:
+        from storage.stages.runner import plan_stage
+
+        plan_stage(stage, cfg, workspace)  # a missing upstream output is named now, not after start-up
+    if dask and not os.environ.get("PREFECT_API_URL"):
+        from stad_core.errors import StadError
+
+        raise StadError("--dask needs a Prefect server the Dask workers can reach: start one (`prefect server "
+                        "start` or docker compose up) and set PREFECT_API_URL for this command and the workers")
+    prepare_prefect_env(quiet=not verbose)
+    api = ensure_server()  # reuse the background server of an earlier command (or start it once)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     started = time.perf_counter()
-    result = run_stage(stage, cfg, workspace=workspace, force=force, dask=dask, gpu_fallback=gpu_fallback, workers=workers)
+    # Also when Prefect was imported before the URL was known (`python -m flows.<stage>`).
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        result = _with_progress(lambda: run_stage(stage, cfg, workspace=workspace, force=force, dask=dask,
+                                                  gpu_fallback=gpu_fallback, workers=workers), disable=verbose)
     print_refs(result, f"stad run {stage}", time.perf_counter() - started)
 
 
@@ -104,6 +135,7 @@ _FORCE = typer.Option(False, "--force", help="Recompute even if a complete outpu
 _DASK = typer.Option(None, "--dask", envvar="STAD_DASK_ADDRESS", help="Run tasks on the Dask cluster at this scheduler address (needs PREFECT_API_URL).")
 _FALLBACK = typer.Option("error", "--gpu-fallback", envvar="STAD_GPU_FALLBACK", help="On Dask without GPU workers: error (default) or cpu.")
 _WORKERS = typer.Option(None, "--workers", help="Thread-pool size for local runs (default: Prefect's).")
+_VERBOSE = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs instead of progress bars.")
 
 
 def register(app: typer.Typer) -> None:
@@ -119,9 +151,10 @@ def register(app: typer.Typer) -> None:
         dask: str | None = _DASK,
         gpu_fallback: str = _FALLBACK,
         workers: int | None = _WORKERS,
+        verbose: bool = _VERBOSE,
     ) -> None:
         """Run one stage (or the whole pipeline) as a Prefect flow; complete outputs are reused."""
-        _run_command(stage, config, overrides, workspace, force, dask, gpu_fallback, workers)
+        _run_command(stage, config, overrides, workspace, force, dask, gpu_fallback, workers, verbose)
 
     @app.command("demo")
     def demo(
@@ -169,6 +202,27 @@ def register(app: typer.Typer) -> None:
             cron=parse_assignments(cron or [], "--cron"), interval={k: float(v) for k, v in parse_assignments(interval or [], "--interval").items()},
             limit=limit,
         )
+
+    server_app = typer.Typer(help="The background Prefect server `stad run` starts once and reuses.",
+                             no_args_is_help=True)
+    app.add_typer(server_app, name="server")
+
+    @server_app.command("status")
+    def server_status() -> None:
+        """Where the background server answers (nothing when none runs)."""
+        from flows.server import prefect_home, read_record
+
+        record = read_record()
+        typer.echo(f"running: {record['api']} (pid {record['pid']}, home {record['home']})" if record
+                   else f"no background server for PREFECT_HOME {prefect_home()}")
+
+    @server_app.command("stop")
+    def server_stop() -> None:
+        """Stop the background server (the next `stad run` starts a new one)."""
+        from flows.server import stop_server
+
+        record = stop_server()
+        typer.echo(f"stopped {record['api']} (pid {record['pid']})" if record else "no background server recorded")
 
     @app.command("history")
     def history(
@@ -281,8 +335,9 @@ def stage_main(stage: str) -> None:
         dask: str | None = _DASK,
         gpu_fallback: str = _FALLBACK,
         workers: int | None = _WORKERS,
+        verbose: bool = _VERBOSE,
     ) -> None:
-        _run_command(stage, config, overrides, workspace, force, dask, gpu_fallback, workers)
+        _run_command(stage, config, overrides, workspace, force, dask, gpu_fallback, workers, verbose)
 
     from flows.cli import main
 

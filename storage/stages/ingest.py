@@ -49,7 +49,18 @@ def resolve(ws: Workspace, given: dict[str, StageRef]) -> dict[str, StageRef]:
     return {"synth": given["synth"]} if "synth" in given else {}
 
 
+_DATASET_FIELDS = {"videos_dir", "train_csv", "val_csv", "test_csv", "exclusions", "labelmap"}
+
+
 def prepare(ws: Workspace, config: IngestConfig, upstream: dict[str, StageRef]) -> StagePlan:
+    if "synth" not in upstream and not config.model_fields_set & _DATASET_FIELDS:
+        # Run alone with no dataset of its own: ingest the workspace's synthetic dataset, as the
+        # pipeline does (`stad run synth -w ws && stad run ingest -w ws`).
+        synth = ws.latest("synth")
+        if synth is None:
+            raise StadError(f"ingest has no dataset: set videos_dir and the annotation files (configs/ingest.yaml), "
+                            f"or run `stad run synth -w {ws.root}` first to ingest the synthetic dataset")
+        upstream = {**upstream, "synth": synth}
     # Identity: the config without its output folder, plus cheap fingerprints of the raw inputs (an
     # edited video or CSV gives a new manifest). A synth output's key already identifies its files,
     # and their paths depend on where the workspace is, so they stay out of the identity.

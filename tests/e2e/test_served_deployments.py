@@ -12,8 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from e2e_lib import stop as _stop
 from e2e_lib import wait_for as _wait_for
+
+from stad_core.synth import SynthConfig
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +61,27 @@ def test_served_deployment_runs_and_schedule_fires(prefect_server, tmp_path: Pat
         assert "Completed" in run.stdout
         manual = [json.loads(p.read_text()) for p in other.glob("synth/*/_stage.json")]
         assert len(manual) == 1 and manual[0]["counts"]["videos"] == 1
+
+        # A partial config is merged over the deployment's config file, not in place of it.
+        merged_ws = tmp_path / "ws-merged"
+        run = subprocess.run(
+            [str(BIN / "prefect"), "deployment", "run", "synth/synth", "-p", f"workspace={merged_ws}",
+             "-p", 'config={"seconds": 14}', "--watch", "--watch-timeout", "180"],
+            env=env, capture_output=True, text=True, timeout=240,
+        )
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + serve_log.read_text()[-3000:]
+        [record] = [json.loads(p.read_text()) for p in merged_ws.glob("synth/*/_stage.json")]
+        expected = SynthConfig(**{**yaml.safe_load(TINY_SYNTH), "seconds": 14})
+        assert record["config_hash"] == expected.config_hash() and record["counts"]["videos"] == 1
+        # A bad setting fails the run before any work, naming the setting.
+        bad_ws = tmp_path / "ws-bad"
+        run = subprocess.run(
+            [str(BIN / "prefect"), "deployment", "run", "synth/synth", "-p", f"workspace={bad_ws}",
+             "-p", 'config={"secnds": 14}', "--watch", "--watch-timeout", "120"],
+            env=env, capture_output=True, text=True, timeout=180,
+        )
+        assert run.returncode != 0 and not bad_ws.exists()
+        assert "secnds" in serve_log.read_text()
 
         # The interval schedule (20 s: each run is a fresh process, so a shorter one would only queue
         # up work): the server creates runs on its own and the served runner completes them.

@@ -149,6 +149,25 @@ def test_dockerfile_copies_existing_paths() -> None:
         assert (ROOT / src).exists(), f"Dockerfile copies {src}, which is not in the repository"
 
 
+def _check_config_file(flow_name: str, path: Path, deployment: str) -> None:
+    """A deployment's config file loads as its flow's config, and every absolute path in it lies in
+    a volume the compose services mount (/data, /workspace): a path outside would not exist there."""
+    from flows.registry import load_stage_config
+
+    assert path.is_file(), f"{deployment}: {path} is missing"
+    config = load_stage_config(flow_name, path)
+
+    def paths(value: object) -> list[str]:
+        if isinstance(value, dict):
+            return [p for v in value.values() for p in paths(v)]
+        if isinstance(value, list):
+            return [p for v in value for p in paths(v)]
+        return [value] if isinstance(value, str) and value.startswith("/") else []
+
+    for found in paths(config.model_dump(mode="json")):
+        assert found.startswith(("/data/", "/workspace")), f"{deployment}: {found} is not in a compose volume"
+
+
 def test_prefect_yaml_matches_the_stage_registry() -> None:
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in spec["deployments"]}
@@ -160,8 +179,13 @@ def test_prefect_yaml_matches_the_stage_registry() -> None:
         assert type(flow).__name__ == "Flow", name
         assert dep["work_pool"]["name"] == "stad"
         assert dep["parameters"]["workspace"] == "/workspace"
+        assert "config" not in dep["parameters"], f"{name}: defaults go in a config file (a run's config merges over it)"
+        _check_config_file(flow.name, ROOT / dep["parameters"]["config_file"], name)
     # The worker polls the pool the deployments target.
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     worker = compose["services"]["prefect-worker"]["command"]
     assert worker[worker.index("--pool") + 1] == "stad"
     assert any(d.get("schedules") for d in deployments.values()), "at least one scheduled deployment"
+    data_mounts = [v for v in compose["x-stad"]["volumes"] if v.endswith(":/data:ro")]
+    assert data_mounts, "the stad services mount STAD_DATA_DIR at /data"
+    assert deployments["ingest"]["parameters"]["config_file"] == "configs/ingest_data_volume.yaml"

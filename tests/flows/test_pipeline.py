@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from flows.cli.run import load_stage_config
+from flows.registry import load_stage_config
 from flows.pipeline import pipeline_flow
 from flows.registry import get_flow
 from stad_core.stage_configs import PipelineConfig

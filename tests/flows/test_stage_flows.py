@@ -219,7 +219,7 @@ def test_extract_kill_9_then_rerun_gives_identical_bank(pipeline_run: tuple[str,
 
 
 def test_stage_modules_and_configs_agree() -> None:
-    from flows.cli.run import load_stage_config
+    from flows.registry import load_stage_config
     from flows.registry import FLOWS
 
     for name, entry in FLOWS.items():
