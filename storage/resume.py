@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from storage.leases import holding, try_acquire
 from storage.uri import fs_for, join
 from storage.workspace import digest, read_text, write_text
 
@@ -105,15 +106,34 @@ def run_video(
     *,
     force: bool = False,
     is_complete: Callable[[str], bool] | None = None,
-) -> VideoResult:
-    """Skip ``key``'s video if complete (unless ``force``), else run ``work`` and mark it done."""
-    if not force:
-        counts = is_done(stage_uri, key, is_complete)
-        if counts is not None:
-            return VideoResult(key.video_id, skipped=True, counts=counts)
-    # Drop a stale marker first: a crash inside ``work`` must not leave an old "done" behind.
-    clear_marker(stage_uri, key.video_id)
-    started = time.time()
-    counts = {str(k): int(v) for k, v in dict(work()).items()}
-    mark_done(stage_uri, key, counts, started=started)
-    return VideoResult(key.video_id, skipped=False, counts=counts)
+    wait: bool = True,
+    poll: float = 0.5,
+) -> VideoResult | None:
+    """Skip ``key``'s video if complete (unless ``force``), else run ``work`` and mark it done.
+
+    The work runs under the video's lease (``storage.leases``): when another live run holds it, this
+    one waits for that run's done marker (``wait``) or returns None at once (``wait=False``, so a
+    caller can do other videos first). Each video is computed once however many runs share a
+    workspace.
+    """
+    while True:
+        if not force:
+            counts = is_done(stage_uri, key, is_complete)
+            if counts is not None:
+                return VideoResult(key.video_id, skipped=True, counts=counts)
+        if try_acquire(stage_uri, key.video_id):
+            with holding(stage_uri, key.video_id):
+                if not force:  # another run may have finished it between the check and the lease
+                    counts = is_done(stage_uri, key, is_complete)
+                    if counts is not None:
+                        return VideoResult(key.video_id, skipped=True, counts=counts)
+                # Drop a stale marker first: a crash inside ``work`` must not leave an old "done" behind.
+                clear_marker(stage_uri, key.video_id)
+                started = time.time()
+                counts = {str(k): int(v) for k, v in dict(work()).items()}
+                mark_done(stage_uri, key, counts, started=started)
+                return VideoResult(key.video_id, skipped=False, counts=counts)
+        if not wait:
+            return None
+        force = False  # the holder computes it: what it writes is this run's result too
+        time.sleep(poll)

@@ -7,6 +7,7 @@ the loop over videos.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -43,8 +44,10 @@ def reuse_or_begin(stage: Stage, ws: Workspace, plan: StagePlan, *, force: bool)
     return None
 
 
-def run_one_video(stage: Stage, plan: StagePlan, work: VideoWork, *, device: str, force: bool) -> VideoResult:
-    """One video's work with marker-based resume (skipped when done with the same work key)."""
+def run_one_video(stage: Stage, plan: StagePlan, work: VideoWork, *, device: str, force: bool,
+                  wait: bool = True) -> VideoResult | None:
+    """One video's work with marker-based resume (skipped when done with the same work key) under
+    the video's lease (None when another run holds it and ``wait`` is False)."""
     assert stage.video is not None
     args = plan.video_args(work)
     key = WorkKey(video_id=work.video_id, config_hash=plan.ref.config_hash, code_version=plan.ref.code_version,
@@ -52,7 +55,7 @@ def run_one_video(stage: Stage, plan: StagePlan, work: VideoWork, *, device: str
     flag = stage.video_complete
     complete = None if flag is None else (lambda vid: flag(**{**args, "video_id": vid}))
     return run_video(lambda: stage.video(**args, device=device, force=force), plan.ref.uri, key, force=force,
-                     is_complete=complete)
+                     is_complete=complete, wait=wait)
 
 
 def summarise(results: list[VideoResult]) -> dict[str, int]:
@@ -85,12 +88,26 @@ def run_stage(name: str | Stage, config: StageConfig, workspace: str | Workspace
         return done
     results: list[VideoResult] = []
     failures: list[tuple[str, BaseException]] = []
-    for i, work in enumerate(plan.videos, start=1):
-        try:
-            results.append(run_one_video(stage, plan, work, device=device, force=force))
-        except Exception as exc:  # noqa: BLE001 - collected and re-raised as one error below
-            failures.append((work.video_id, exc))
-        report_progress(stage.name, i, len(plan.videos))
+    pending = list(plan.videos)
+    while pending:
+        # Videos another run is working on are left for later: both runs keep busy, none waits early.
+        deferred = []
+        last = len(pending) == 1
+        for work in pending:
+            try:
+                result = run_one_video(stage, plan, work, device=device, force=force, wait=last)
+            except Exception as exc:  # noqa: BLE001 - collected and re-raised as one error below
+                failures.append((work.video_id, exc))
+                result = None
+            if result is None and (not failures or failures[-1][0] != work.video_id):
+                deferred.append(work)
+                continue
+            if result is not None:
+                results.append(result)
+            report_progress(stage.name, len(results) + len(failures), len(plan.videos))
+        if deferred and len(deferred) == len(pending):
+            time.sleep(0.5)  # everything left is in other hands: wait for their markers
+        pending = deferred
     raise_failures(stage.name, failures, len(plan.videos))
     finished = stage.finish(plan, device) if stage.finish is not None else Finished()
     return commit_stage(ws, plan, results, finished)
