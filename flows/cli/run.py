@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +174,9 @@ def register(app: typer.Typer) -> None:
 
         config = demo_config(preset)
         started = time.perf_counter()
-        result = _with_progress(lambda: run_stage("pipeline", config, workspace=str(out), force=force,
-                                                  workers=workers), disable=verbose)
+        with _demo_server():
+            result = _with_progress(lambda: run_stage("pipeline", config, workspace=str(out), force=force,
+                                                      workers=workers), disable=verbose)
         elapsed = time.perf_counter() - started
         from storage.workspace import Workspace
 
@@ -257,6 +259,20 @@ def register(app: typer.Typer) -> None:
                 "*" if current is not None and current.key == ref.key else "",
             )
         Console().print(table)
+
+
+@contextmanager
+def _demo_server() -> Iterator[None]:
+    """The demo's own Prefect server (none when PREFECT_API_URL is set): gone when the demo ends."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.server import prefect_home, supervised_server
+
+    with supervised_server(prefect_home()) as api, temporary_settings(updates={PREFECT_API_URL: api}):
+        yield
 
 
 def _pct(value: float | None) -> str:

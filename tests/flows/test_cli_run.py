@@ -123,3 +123,48 @@ def test_run_reuses_one_background_server_and_prints_clean_errors(tmp_path: Path
     assert "stopped" in stopped.stdout and not record.exists()
     with pytest.raises(ProcessLookupError):
         os.kill(server["pid"], 0)
+
+
+def _servers_of(home: Path) -> list[int]:
+    """Pids of processes started with PREFECT_HOME=home (the Prefect server and its children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"PREFECT_HOME={home}".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def test_killed_demo_leaves_no_server_behind(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "demo"
+    home = (out / ".prefect").resolve()
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
+    env["STAD_GPUS"] = "0"
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "demo", "--out", str(out), "--preset", "tiny"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not (out / "synth").exists():  # the server answered: work began
+            assert proc.poll() is None, "the demo ended before it could be killed"
+            time.sleep(0.2)
+        servers = [pid for pid in _servers_of(home) if pid != proc.pid]
+        assert servers, "no Prefect server process found for the demo's PREFECT_HOME"
+        os.kill(proc.pid, signal.SIGKILL)  # the demo process alone, as `kill -9 PID` does
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _servers_of(home):
+            time.sleep(0.2)
+        assert not _servers_of(home), "the demo's Prefect server outlived it"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _servers_of(home):
+            os.kill(pid, signal.SIGKILL)
