@@ -104,8 +104,8 @@ def generate(out: Path, *, videos: int, keyframes: int, persons: float, seed: in
     truth = np.zeros((n_p, len(classes)), dtype=bool)
     class_index = np.searchsorted(classes, gt_action)
     truth[gt_person, class_index] = True
-    score = rng.random((n_b, len(classes))) ** 3 * 0.6
-    score += truth[det_p] * rng.random((n_b, len(classes))) * 0.6 * ~is_spurious[:, None]
+    score = rng.random((n_b, len(classes))) ** 3 * 0.5  # two halves: scores stay in [0, 1] (they are checked)
+    score += truth[det_p] * rng.random((n_b, len(classes))) * 0.5 * ~is_spurious[:, None]
     score = np.round(score, 6)
     det = AvaTable(
         videos=names,

@@ -3,7 +3,7 @@
 
 ``read_ava_csv`` is the one AVA CSV reader (evaluation reads results files with it too); a clean
 generated file takes its fast path (pyarrow), which is what this measures. ``--no-validate-boxes``
-reads as evaluation reads detections.
+skips the box and score checks (evaluation checks them: its reading cost is the default's).
 
     python benchmarks/parse_csv.py                      # 1M detection rows
     python benchmarks/parse_csv.py --rows 11000000      # evaluation-sized results file
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the CSV here instead of a temp dir")
     parser.add_argument("--keep", action="store_true", help="keep the generated CSV")
     parser.add_argument("--no-validate-boxes", dest="validate_boxes", action="store_false",
-                        help="skip the [0, 1] box checks, as evaluate_files does for detections")
+                        help="skip the [0, 1] box and score checks (to see what they cost)")
     args = parser.parse_args(argv)
 
     tmpdir = tempfile.TemporaryDirectory(prefix="stad-bench-")

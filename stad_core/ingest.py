@@ -30,7 +30,9 @@ video's rows mention, including box-less rows) or from a setting (``keyframes="r
 whole second of ``keyframe_range``, inclusive, e.g. AVA's 902..1798). Nothing about AVA's range is
 assumed. A keyframe must fall inside the video (``0 <= t - time_offset < duration``) and, when a
 range is set, inside it; excluded keyframes (AVA's excluded-timestamps files) are left out. Each
-of these goes to the rejects table instead of being dropped silently.
+of these goes to the rejects table instead of being dropped silently. So does a video whose id
+(file stem or annotation id) breaks the video-id rule (``stad_core.ava.keys.check_video_id``: e.g.
+``..mp4`` has the id ``.``), before anything is probed or written.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from pydantic import field_validator, model_validator
 
 from stad_core.atomic import atomic_write
 from stad_core.ava import read_ava_csv, read_exclusions, read_labelmap
+from stad_core.ava.keys import VIDEO_ID_RULE, check_video_id
 from stad_core.config import StageConfig
 from stad_core.errors import InputFileError
 from stad_core.progress import ProgressFn, report
@@ -80,6 +83,7 @@ RejectKind = Literal[
     "keyframe_outside_video",
     "keyframe_outside_range",
     "excluded",  # listed in an excluded-timestamps file
+    "invalid_video_id",  # a file stem or annotation id that cannot name a video (``check_video_id``)
 ]
 
 MANIFEST_SCHEMA = pa.schema(
@@ -281,6 +285,20 @@ def build_manifest(config: IngestConfig, *, on_progress: ProgressFn | None = Non
     for video_id in sorted(set(files) | set(annotations)):
         splits = annotations.get(video_id, {})
         path = files.get(video_id)
+        try:
+            check_video_id(video_id)
+        except ValueError:
+            # `..mp4` has the id "."; such ids would break bank paths at extract, after detect.
+            split_names = sorted(splits, key=_SPLITS.index)
+            rejects.append(
+                _Reject(video_id, "invalid_video_id",
+                        f"{video_id!r} cannot name a video: a video id must be {VIDEO_ID_RULE} "
+                        "(rename the file and its annotation rows)",
+                        path=None if path is None else str(path),
+                        split=split_names[0] if len(split_names) == 1 else None,
+                        timestamps=sorted(set().union(*splits.values())))
+            )
+            continue
         if path is None:
             split_names = sorted(splits, key=_SPLITS.index)
             rejects.append(

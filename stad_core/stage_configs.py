@@ -30,6 +30,8 @@ class DetectStageConfig(StageConfig):
     proposals: str | None = Field(None, description="proposals file for source=proposals (CSV with scores or .pkl)")
     score_threshold: float = Field(0.0, ge=0.0, le=1.0, description="proposals: keep boxes scoring >= this")
     keep_top_box: bool = Field(True, description="proposals: keep each keyframe's best box below the threshold")
+    lenient: bool = Field(False, description="proposals: warn about bad rows (boxes clipped, bad rows kept or "
+                          "dropped) instead of refusing the file")
     detector: DetectConfig = DetectConfig()
     splits: tuple[str, ...] = Field(("train", "val"), description="manifest splits to detect on")
 

@@ -23,8 +23,14 @@ def register(app: typer.Typer) -> None:
         top_k: Annotated[int, typer.Option("--top-k", help="Detections kept per keyframe (official 50; 0 = no cap).")] = 50,
         json_out: Annotated[Optional[Path], typer.Option("--json", help="Write metrics as JSON here (null for classes without ground truth).")] = None,
         plots: Annotated[Optional[Path], typer.Option("--plots", help="Write precision-recall PNGs and a markdown report into this folder.")] = None,
+        lenient: Annotated[bool, typer.Option("--lenient", help="Warn about bad detection rows instead of refusing the file: boxes outside [0, 1] clipped, inverted boxes and scores outside [0, 1] kept, unknown action ids and blank lines dropped.")] = False,
+        pixel_boxes: Annotated[Optional[tuple[int, int]], typer.Option("--pixel-boxes", metavar="WIDTH HEIGHT", help="The detection boxes are pixels of WIDTH x HEIGHT frames: x is divided by WIDTH, y by HEIGHT.")] = None,
     ) -> None:
-        """Print AP per label-map class (``AP@0.5IOU<TAB>id<TAB>name<TAB>ap``) and the mAP line."""
+        """Print AP per label-map class (``AP@0.5IOU<TAB>id<TAB>name<TAB>ap``) and the mAP line.
+
+        Detections are validated like ground truth; problems stop with ``file:line`` and the fix,
+        or with ``--lenient`` become warnings on stderr (one line per problem, with a count).
+        """
         from stad_core.evaluation import ap_lines, evaluate_files, write_json, write_report
 
         result = evaluate_files(
@@ -36,6 +42,9 @@ def register(app: typer.Typer) -> None:
             variant=variant,
             iou_threshold=iou,
             top_k=top_k or None,
+            lenient=lenient,
+            pixel_boxes=pixel_boxes if pixel_boxes and None not in pixel_boxes else None,
+            on_warning=lambda line: typer.echo(f"warning: {line}", err=True),
         )
         for line in ap_lines(result):
             typer.echo(line)

@@ -1,9 +1,10 @@
 """Diagnostic path of the AVA CSV reader: a line-by-line parser that names the file and line.
 
 The reader comes here when the fast path (pyarrow) gives up. It finds the exact line of a syntax
-problem (wrong column count, a non-number, a blank line, a truncated last row) and says what is
-wrong there, and it parses the few things pyarrow cannot: 2-column ``video_id,timestamp`` rows
-(keyframes with no box) and non-integer person ids when they are tolerated.
+problem (wrong column count, a non-number, a truncated last row) and says what is wrong there,
+and it parses the few things pyarrow cannot: 2-column ``video_id,timestamp`` rows (keyframes with
+no box), non-integer person ids when they are tolerated, and lines of blanks (a row of empty
+fields, which validation reports or a lenient read drops).
 """
 
 from __future__ import annotations
@@ -97,8 +98,14 @@ class _LineParser:
         for lineno, text in enumerate(text_lines[:last], start=1):
             hint_if_last = TRUNCATED_HINT if (lineno == last and self.unterminated) else None
             if not text.strip():
-                error = AvaFormatError(self.path, "blank line", line=lineno, hint="remove it; AVA CSVs have one row per line")
-                break
+                # A row of empty fields, as the fast path reads an empty line: validation reports
+                # it (or a lenient read drops it) with the rest of the file's problems.
+                for name in value_names:
+                    null_rows[name].append(len(lines))
+                    values[name].append(0)
+                video_ids.append("")
+                lines.append(lineno)
+                continue
             fields = text.split(",")
             if len(fields) == 2 and self.allow_boxless_rows:
                 try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +32,10 @@ def read_ava_csv(
     allow_boxless_rows: bool = False,
     validate_boxes: bool = True,
     strict_person_ids: bool = False,
+    known_action_ids: Collection[int] | None = None,
+    known_from: str = "the label map",
+    lenient: bool = False,
+    pixel_boxes: tuple[float, float] | None = None,
 ) -> AvaTable:
     """Read an AVA ground-truth or detection CSV into an :class:`AvaTable`.
 
@@ -42,10 +47,18 @@ def read_ava_csv(
             rows are validated before they are filtered.
         allow_boxless_rows: accept rows that give a keyframe but no box (``vid,0902`` or empty
             box fields); they are collected in ``table.boxless`` instead of being an error.
-        validate_boxes: reject boxes outside ``[0, 1]`` (+-1e-3) and, for ground truth, inverted
-            boxes. Detections with zero or negative area are never an error (evaluation drops them).
+        validate_boxes: reject boxes outside ``[0, 1]`` (+-1e-3) and inverted boxes (``x1 > x2``
+            or ``y1 > y2``); zero-area boxes are never an error. Scores must be in ``[0, 1]``.
         strict_person_ids: a person id that is not an integer (real AVA rows contain ``3_``) or is
             below -1 is an error instead of a warning with the id set to -1.
+        known_action_ids: the class ids the file may use (a label map's); another id is an error
+            naming ``known_from`` (e.g. ``"the label map"``). None: any positive id.
+        lenient: turn the problems a reader can work around into warnings (``table.warnings``, one
+            line per problem with its first ``file:line`` and a count): boxes outside ``[0, 1]`` are
+            clipped, inverted boxes and scores outside ``[0, 1]`` kept, rows with unknown action
+            ids and blank lines dropped. Boxes that look like pixels stay an error.
+        pixel_boxes: ``(width, height)``: the file's boxes are pixel coordinates of frames this
+            size; x is divided by ``width`` and y by ``height`` before the checks.
 
     Columns a layout lacks (person ids of detections, action ids of proposals) are read-only
     broadcast views of -1 that cost no memory.
@@ -57,7 +70,10 @@ def read_ava_csv(
     path = check_readable(path, "AVA CSV")
     layout = _choose_layout(path, kind, allow_boxless_rows)
     unterminated = _last_byte(path) not in (b"\n", b"\r", b"")
-    options = dict(allow_boxless_rows=allow_boxless_rows, validate_boxes=validate_boxes, strict_person_ids=strict_person_ids)
+    options = dict(
+        allow_boxless_rows=allow_boxless_rows, validate_boxes=validate_boxes, strict_person_ids=strict_person_ids,
+        known_action_ids=known_action_ids, known_from=known_from, lenient=lenient, pixel_boxes=pixel_boxes,
+    )
     try:
         columns = parse_fast(path, layout)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as arrow_error:
@@ -78,10 +94,11 @@ def read_ava_csv(
 
 
 def _diagnose(
-    path: Path, kind: str, layout: Layout, arrow_error: Exception, unterminated: bool, options: dict[str, bool]
+    path: Path, kind: str, layout: Layout, arrow_error: Exception, unterminated: bool, options: dict[str, Any]
 ) -> CsvColumns:
     """Parse line by line after pyarrow gave up: raise the first problem with its line number, or
-    return the rows when the file is fine for us but not for pyarrow (2-column boxless rows)."""
+    return the rows when the file is fine for us but not for pyarrow (2-column boxless rows, lines
+    of blanks, which validation then reports or a lenient read drops)."""
     columns, error = parse_lines(
         path,
         kind,
@@ -94,7 +111,7 @@ def _diagnose(
         # Problems in the rows before the syntax error come first.
         validate(columns, path, kind, unterminated=False, **options)
         raise error from None
-    if not columns.boxless and columns.person_junk is None:
+    if not columns.boxless and columns.person_junk is None and not columns.nulls:
         raise AvaFormatError(path, f"could not parse the file: {arrow_error}") from None
     return columns
 

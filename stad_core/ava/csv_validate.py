@@ -1,13 +1,21 @@
-"""Validation of parsed AVA CSV columns, shared by the fast and the diagnostic path.
+"""Validation of parsed AVA CSV columns, shared by the fast and the diagnostic path (and, for
+boxes and scores, by the proposal pickles).
 
 Each check first tests a whole column with two reductions (``min``/``max`` propagate NaN) and
 builds a per-row mask only when that fails, so a clean file costs a handful of passes. Of all the
 problems found, the one on the earliest row is raised, with its line number.
+
+Read leniently, the problems a reader can work around -- boxes outside ``[0, 1]``, inverted boxes,
+scores outside ``[0, 1]``, unknown action ids, blank lines -- become one warning each (the first
+row and a count) and the rows are clipped, kept or dropped; ``docs/data-formats.md`` has the table.
+Coordinates that look like pixels stay an error: clipping cannot rescue them, dividing by the frame
+size (``pixel_boxes``) does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +25,43 @@ from stad_core.ava.keys import AvaFormatError
 from stad_core.ava.table import AvaTable
 from stad_core.boxes import BOX_TOLERANCE
 
+PIXEL_HINT = (
+    "divide x by the frame width and y by its height: `stad eval-ava --pixel-boxes WIDTH HEIGHT`, "
+    "pixel_boxes=(WIDTH, HEIGHT) in Python"
+)
 
-class _FirstProblem:
-    """Keeps the problem at the smallest row index among all vectorised checks.
 
-    ``no_box`` [N] bool marks rows without a box (None: none); :meth:`valid` leaves them out of
-    the checks that need a box.
+@dataclass(frozen=True)
+class Tolerated:
+    """A problem a lenient read worked around: its first row, how many rows had it, what was done."""
+
+    row: int
+    count: int
+    problem: str
+    action: str
+
+
+class Problems:
+    """The problems of N rows found by vectorised checks.
+
+    The problem on the smallest row index is the error to raise (:meth:`offer`). With ``lenient``,
+    the problems offered through :meth:`tolerate` are recorded as :class:`Tolerated` instead.
+    ``skip`` [N] bool marks rows left out of the checks that need a box (rows without a box, blank
+    lines dropped by a lenient read); None: none.
     """
 
-    def __init__(self, no_box: np.ndarray | None) -> None:
-        self.no_box = no_box
+    def __init__(self, skip: np.ndarray | None = None, *, lenient: bool = False) -> None:
+        self.skip = skip
+        self.lenient = lenient
         self.row: int | None = None
         self.problem = ""
         self.hint: str | None = None
+        self.tolerated: list[Tolerated] = []
+        self.drop: np.ndarray | None = None  # [N] bool, rows a lenient read removes
 
     def valid(self, mask: np.ndarray) -> np.ndarray:
-        """Restrict a per-row problem mask [N] to rows that have a box."""
-        return mask if self.no_box is None else mask & ~self.no_box
+        """Restrict a per-row problem mask [N] to the rows that are checked."""
+        return mask if self.skip is None else mask & ~self.skip
 
     def offer(self, mask: np.ndarray, describe: Callable[[int], str], hint: str | None = None) -> None:
         """Consider the first row of ``mask`` [N] bool; ``describe(row)`` words the problem."""
@@ -42,6 +70,34 @@ class _FirstProblem:
         row = int(np.argmax(mask))
         if self.row is None or row < self.row:
             self.row, self.problem, self.hint = row, describe(row), hint
+
+    def tolerate(
+        self, mask: np.ndarray, describe: Callable[[int], str], hint: str, action: str, *, drop: bool = False
+    ) -> bool:
+        """A problem a lenient read works around by ``action`` (what happens to the rows, e.g.
+        ``"clipped to [0, 1]"``); otherwise an error like :meth:`offer`, its hint naming ``--lenient``.
+
+        Returns True when the rows were tolerated: the caller then applies the fix. With ``drop``
+        the rows leave the table and every later check.
+        """
+        if not mask.any():
+            return False
+        if not self.lenient:
+            sep = " " if hint.endswith("?") else ". "
+            self.offer(mask, describe, f"{hint}{sep}With --lenient (lenient=True) such rows are {action}, with a warning")
+            return False
+        row = int(np.argmax(mask))
+        self.tolerated.append(Tolerated(row, int(np.count_nonzero(mask)), describe(row), action))
+        if drop:
+            self.drop = mask.copy() if self.drop is None else self.drop | mask
+            self.skip = self.drop.copy() if self.skip is None else self.skip | mask
+        return True
+
+
+def tolerated_warning(where: str, tolerated: Tolerated) -> str:
+    """One warning line for a tolerated problem: ``where`` is ``path:line`` of its first row."""
+    rows = "1 such row" if tolerated.count == 1 else f"{tolerated.count} such rows"
+    return f"{where}: {tolerated.problem}; {rows} {tolerated.action} (--lenient)"
 
 
 def _constant(n: int, value: int, dtype: type) -> np.ndarray:
@@ -67,6 +123,10 @@ def validate(
     validate_boxes: bool,
     strict_person_ids: bool,
     unterminated: bool,
+    known_action_ids: Collection[int] | None = None,
+    known_from: str = "the label map",
+    lenient: bool = False,
+    pixel_boxes: tuple[float, float] | None = None,
 ) -> AvaTable:
     """Check parsed columns and build the table; raise the problem of the first bad row.
 
@@ -74,27 +134,35 @@ def validate(
     but no box go to ``table.boxless`` when ``allow_boxless_rows``; unusable person ids become -1
     with a warning unless ``strict_person_ids``. See :func:`stad_core.ava.read_ava_csv` for the
     options; ``unterminated`` (no newline at the end) points a problem on the last row at truncation.
+    ``pixel_boxes`` divides the boxes in ``raw`` in place before they are checked.
 
     Raises:
         AvaFormatError: naming ``path``, the line of the first bad row and what is wrong there.
     """
     raw, empty_video, all_null = _drop_trailing_blank_rows(raw)
     no_box = _rows_without_box(raw, empty_video)
-    first = _FirstProblem(no_box)
+    problems = Problems(no_box, lenient=lenient)
     if raw.nulls or empty_video is not None:
-        _check_empty_fields(first, raw, kind, empty_video, all_null, allow_boxless_rows)
-    action, score = _check_values(first, raw, kind, validate_boxes)
-    person, warnings = _person_ids(first, raw, path, strict_person_ids)
-    if first.row is not None:
-        line = int(raw.line[first.row])
-        hint = TRUNCATED_HINT if unterminated and line == int(raw.line[-1]) else first.hint
-        raise AvaFormatError(path, first.problem, line=line, hint=hint)
+        _check_empty_fields(problems, raw, kind, empty_video, all_null, no_box, allow_boxless_rows)
+    if pixel_boxes is not None:
+        divide_pixel_boxes(raw.columns["boxes"], pixel_boxes, path)
+    action, score = _check_values(problems, raw, kind, validate_boxes, known_action_ids, known_from)
+    person, warnings = _person_ids(problems, raw, path, strict_person_ids)
+    if problems.row is not None:
+        line = int(raw.line[problems.row])
+        hint = TRUNCATED_HINT if unterminated and line == int(raw.line[-1]) else problems.hint
+        raise AvaFormatError(path, problems.problem, line=line, hint=hint)
+    tolerated = [tolerated_warning(f"{path}:{int(raw.line[t.row])}", t) for t in sorted(problems.tolerated, key=lambda t: t.row)]
 
     ts, boxes, line, video_index = raw.columns["timestamp"], raw.columns["boxes"], raw.line, raw.video_index
     boxless = list(raw.boxless)
     if no_box is not None:
         boxless.extend(zip((str(v) for v in raw.videos[video_index[no_box]]), ts[no_box].tolist()))
-        keep = ~no_box
+    remove = no_box
+    if problems.drop is not None:
+        remove = problems.drop if remove is None else remove | problems.drop
+    if remove is not None:
+        keep = ~remove
         video_index, ts, boxes, action, person, line = (
             video_index[keep], ts[keep], boxes[keep], action[keep], person[keep], line[keep]
         )
@@ -111,7 +179,7 @@ def validate(
         line=line,
         source=str(path),
         boxless=boxless,
-        warnings=raw.warnings + warnings,
+        warnings=raw.warnings + tolerated + warnings,
     )
 
 
@@ -153,81 +221,170 @@ def _rows_without_box(raw: CsvColumns, empty_video: np.ndarray | None) -> np.nda
 
 
 def _check_empty_fields(
-    first: _FirstProblem,
+    problems: Problems,
     raw: CsvColumns,
     kind: str,
     empty_video: np.ndarray | None,
     all_null: np.ndarray | None,
+    no_box: np.ndarray | None,
     allow_boxless_rows: bool,
 ) -> None:
-    """Blank rows, empty video ids, rows without a box (unless allowed), other empty fields."""
+    """Blank rows (dropped by a lenient read), empty video ids, rows without a box (unless
+    allowed), other empty fields."""
     none = np.zeros(len(raw.line), dtype=bool)
     all_null = none if all_null is None else all_null
     empty_video = none if empty_video is None else empty_video
-    first.offer(all_null, lambda r: "blank line (or a row of empty fields)", "remove it; AVA CSVs have one row per line")
-    first.offer(empty_video & ~all_null, lambda r: "empty video_id", None)
-    if not allow_boxless_rows and first.no_box is not None:
-        first.offer(
-            first.no_box,
+    problems.tolerate(
+        all_null, lambda r: "blank line (or a row of empty fields)", "remove it; AVA CSVs have one row per line",
+        "dropped", drop=True,
+    )
+    problems.offer(empty_video & ~all_null, lambda r: "empty video_id", None)
+    if not allow_boxless_rows and no_box is not None:
+        problems.offer(
+            no_box,
             lambda r: "row has a keyframe but no box",
             "pass allow_boxless_rows=True to read 'keyframe with no boxes' rows",
         )
     for name in raw.layout.names[1:]:
         mask = raw.nulls.get(name)
         if mask is not None:
-            first.offer(first.valid(mask & ~all_null), lambda r, name=name: f"empty {name} field", layout_hint(kind))
+            problems.offer(problems.valid(mask & ~all_null), lambda r, name=name: f"empty {name} field", layout_hint(kind))
 
 
 def _check_values(
-    first: _FirstProblem, raw: CsvColumns, kind: str, validate_boxes: bool
+    problems: Problems,
+    raw: CsvColumns,
+    kind: str,
+    validate_boxes: bool,
+    known_action_ids: Collection[int] | None,
+    known_from: str,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Timestamps, boxes, action ids and scores; returns ``action_id`` [N] int32 and ``score`` [N] or None."""
     cols, n = raw.columns, len(raw.line)
     ts = cols["timestamp"]
     if not _all_within(ts, 0.0, np.inf):
-        bad = first.valid(~(np.isfinite(ts) & (ts >= 0)))
-        first.offer(bad, lambda r: f"timestamp {float(ts[r])} is not a non-negative number")
-    boxes = cols["boxes"]
+        bad = problems.valid(~(np.isfinite(ts) & (ts >= 0)))
+        problems.offer(bad, lambda r: f"timestamp {float(ts[r])} is not a non-negative number")
+    check_boxes_and_scores(problems, cols["boxes"], cols.get("score"), validate=validate_boxes)
+    if raw.layout.has("action_id"):
+        action = cols["action_id"]
+        int32_max = np.iinfo(np.int32).max
+        low, high = (int(action.min()), int(action.max())) if n else (1, 1)
+        if low < 1 or high > int32_max:
+            problems.offer(
+                problems.valid(action < 1), lambda r: f"action id {int(action[r])} is not a positive integer", "AVA action ids are 1-based"
+            )
+            problems.offer(problems.valid(action > int32_max), lambda r: f"action id {int(action[r])} is too large")
+        action = action.astype(np.int32, copy=False)
+        if known_action_ids is not None and n:
+            _check_known_actions(problems, action, (low, high), known_action_ids, known_from)
+    else:
+        action = _constant(n, -1, np.int32)
+    return action, cols.get("score")
+
+
+def check_boxes_and_scores(problems: Problems, boxes: np.ndarray, score: np.ndarray | None, *, validate: bool = True) -> None:
+    """Boxes ``[N, 4]`` finite, inside ``[0, 1]`` +- ``BOX_TOLERANCE`` and not inverted (the last two
+    only when ``validate``); scores ``[N]`` (None: none) finite and inside ``[0, 1]``.
+
+    Read leniently, boxes outside ``[0, 1]`` are clipped in place; inverted boxes and scores outside
+    ``[0, 1]`` are kept as given (frame-mAP drops detections without area and only ranks scores).
+    Boxes that look like pixel coordinates are an error either way.
+    """
 
     def show(r: int) -> str:
         return "(" + ", ".join(f"{v:g}" for v in boxes[r]) + ")"
 
-    lo, hi = (-BOX_TOLERANCE, 1 + BOX_TOLERANCE) if validate_boxes else (-np.inf, np.inf)
+    lo, hi = (-BOX_TOLERANCE, 1 + BOX_TOLERANCE) if validate else (-np.inf, np.inf)
     if not _all_within(boxes, lo, hi):
         finite = np.isfinite(boxes).all(axis=1)
-        first.offer(first.valid(~finite), lambda r: f"box {show(r)} has a non-finite coordinate")
-        if validate_boxes:
-            outside = ((boxes < lo) | (boxes > hi)).any(axis=1)
-            first.offer(
-                first.valid(finite & outside),
+        problems.offer(problems.valid(~finite), lambda r: f"box {show(r)} has a non-finite coordinate")
+        if validate:
+            outside = problems.valid(finite & ((boxes < lo) | (boxes > hi)).any(axis=1))
+            pixels = _pixel_verdict(boxes, problems.valid(finite))
+            if pixels is not None:
+                problems.offer(outside, lambda r: f"box {show(r)} is outside [0, 1]; {pixels}", PIXEL_HINT)
+            elif problems.tolerate(
+                outside,
                 lambda r: f"box {show(r)} is outside [0, 1]",
                 "AVA boxes are normalised by the frame size; were pixel coordinates written?",
-            )
-    if validate_boxes and kind == "groundtruth":
+                "clipped to [0, 1]",
+            ):
+                boxes[outside] = np.clip(boxes[outside], 0.0, 1.0)
+    if validate:
         inverted = (boxes[:, 0] > boxes[:, 2]) | (boxes[:, 1] > boxes[:, 3])  # False for NaN
-        first.offer(
-            first.valid(inverted),
+        problems.tolerate(
+            problems.valid(inverted),
             lambda r: f"box {show(r)} has x1 > x2 or y1 > y2",
-            "columns 3-6 must be x1,y1 (top-left) then x2,y2 (bottom-right); pass validate_boxes=False to keep it",
+            "columns 3-6 must be x1,y1 (top-left) then x2,y2 (bottom-right)",
+            "kept",
         )
-    if raw.layout.has("action_id"):
-        action = cols["action_id"]
-        int32_max = np.iinfo(np.int32).max
-        if not _all_within(action, 1, int32_max):
-            first.offer(
-                first.valid(action < 1), lambda r: f"action id {int(action[r])} is not a positive integer", "AVA action ids are 1-based"
-            )
-            first.offer(first.valid(action > int32_max), lambda r: f"action id {int(action[r])} is too large")
-        action = action.astype(np.int32, copy=False)
-    else:
-        action = _constant(n, -1, np.int32)
-    score = cols.get("score")
-    if score is not None and not _all_within(score, -np.inf, np.inf):
-        first.offer(first.valid(~np.isfinite(score)), lambda r: f"score {float(score[r])} is not a finite number")
-    return action, score
+    if score is not None and not _all_within(score, 0.0, 1.0):
+        finite = np.isfinite(score)
+        problems.offer(problems.valid(~finite), lambda r: f"score {float(score[r])} is not a finite number")
+        problems.tolerate(
+            problems.valid(finite & ((score < 0) | (score > 1))),
+            lambda r: f"score {float(score[r]):g} is outside [0, 1]",
+            "scores are confidences in [0, 1]; were logits written?",
+            "kept as given",
+        )
 
 
-def _person_ids(first: _FirstProblem, raw: CsvColumns, path: Path, strict: bool) -> tuple[np.ndarray, list[str]]:
+def _pixel_verdict(boxes: np.ndarray, finite: np.ndarray) -> str | None:
+    """Why ``boxes`` [N, 4] look like pixel coordinates, or None: some coordinate is above 1.5 and
+    most finite rows (``finite`` [N] bool) have one above 1."""
+    big = boxes > 1.5
+    if not big.any():
+        return None
+    above = finite & (boxes > 1 + BOX_TOLERANCE).any(axis=1)
+    count, total = int(np.count_nonzero(above)), int(np.count_nonzero(finite))
+    if 2 * count <= total:
+        return None
+    return f"{count} of {total} boxes have coordinates above 1: they look like pixel coordinates"
+
+
+def divide_pixel_boxes(boxes: np.ndarray, size: tuple[float, float], path: Path) -> None:
+    """Pixel boxes [N, 4] -> normalised, in place: x by the frame width, y by its height."""
+    width, height = size
+    if not (width > 0 and height > 0):
+        raise ValueError(f"pixel_boxes needs a positive frame width and height, got {width} x {height}")
+    if len(boxes) and _all_within(boxes, -BOX_TOLERANCE, 1 + BOX_TOLERANCE):
+        raise AvaFormatError(
+            path, f"--pixel-boxes {width:g} {height:g} was given but every box is already inside [0, 1]",
+            hint="the file is normalised: leave out --pixel-boxes (pixel_boxes=None)",
+        )
+    boxes /= np.asarray([width, height, width, height], dtype=boxes.dtype)
+
+
+def _check_known_actions(
+    problems: Problems, action: np.ndarray, bounds: tuple[int, int], known: Collection[int], known_from: str
+) -> None:
+    """Action ids [N] outside ``known`` (``bounds``: the column's min and max); a lenient read drops them."""
+    ids = np.unique(np.fromiter(known, dtype=np.int64))
+    low, high = bounds
+    if 0 <= high - low < len(ids) + 1 and np.isin(np.arange(low, high + 1), ids).all():
+        return  # every id between the column's min and max is known: no per-row pass
+    unknown = problems.valid(~np.isin(action, ids) & (action >= 1))
+    problems.tolerate(
+        unknown,
+        lambda r: f"action id {int(action[r])} is not in {known_from}",
+        f"known ids: {_id_ranges(ids)}; 0-based ids, or another label map?",
+        "dropped",
+        drop=True,
+    )
+
+
+def _id_ranges(ids: np.ndarray, most: int = 8) -> str:
+    """``[1, 2, 3, 5, 9, 10]`` -> ``"1-3, 5, 9-10"`` (at most ``most`` runs, then ``...``)."""
+    if len(ids) == 0:
+        return "none"
+    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+    runs = [(int(r[0]), int(r[-1])) for r in np.split(ids, breaks)]
+    text = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:most]]
+    return ", ".join(text) + (", ..." if len(runs) > most else "")
+
+
+def _person_ids(problems: Problems, raw: CsvColumns, path: Path, strict: bool) -> tuple[np.ndarray, list[str]]:
     """Person ids [N] int64 and warnings: a non-integer or negative (< -1) id is an error when
     ``strict``, otherwise -1 with a warning (the first few listed, the rest counted)."""
     n = len(raw.line)
@@ -237,10 +394,10 @@ def _person_ids(first: _FirstProblem, raw: CsvColumns, path: Path, strict: bool)
     if raw.person_junk is None and _all_within(person, -1, np.iinfo(np.int64).max):
         return person, []
     junk = raw.person_junk if raw.person_junk is not None else np.zeros(n, dtype=bool)
-    negative = first.valid(~junk & (person < -1))
+    negative = problems.valid(~junk & (person < -1))
     if strict:
-        first.offer(negative, lambda r: f"person id {int(person[r])} is negative")
-    unusable = first.valid(junk | negative)
+        problems.offer(negative, lambda r: f"person id {int(person[r])} is negative")
+    unusable = problems.valid(junk | negative)
     if strict or not unusable.any():
         return person, []
     warnings: list[str] = []

@@ -1,4 +1,4 @@
-"""Keyframe keys (``video_id,tttt``) and the error type of the AVA readers.
+"""Keyframe keys (``video_id,tttt``), the video-id rule, and the error type of the AVA readers.
 
 :class:`KeyframeKey` is the one keyframe identity of the project: exclusions, proposals, detector
 output, ground truth grouped for training and the keyframes a prediction covers all use it.
@@ -6,6 +6,8 @@ output, ground truth grouped for training and the keyframes a prediction covers 
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -66,6 +68,31 @@ class KeyframeKey(NamedTuple):
         return cls(video_id, parse_integer_second(stamp, what=f"keyframe key {text!r}"))
 
 
+#: What a video id may be: it names the video's folder in feature banks and its files in stage outputs.
+VIDEO_ID_RULE = "a non-empty name without '/' or '\\', not '.' or '..', not starting with '__'"
+
+
+def check_video_id(video_id: str) -> str:
+    """Return ``video_id`` if it can name a video everywhere (:data:`VIDEO_ID_RULE`), else raise.
+
+    Ingest rejects files and annotations with other ids before anything is written, and the
+    feature banks refuse them (``.``/``..`` would be path steps, ``__`` prefixes are reserved).
+
+    Raises:
+        ValueError: naming the id and the rule.
+    """
+    if (
+        not isinstance(video_id, str)
+        or not video_id
+        or "/" in video_id
+        or "\\" in video_id
+        or video_id in (".", "..")
+        or video_id.startswith("__")
+    ):
+        raise ValueError(f"invalid video id {video_id!r}: use {VIDEO_ID_RULE}")
+    return video_id
+
+
 def parse_integer_second(stamp: str, *, what: str) -> int:
     """``"0902"`` / ``"902"`` / ``"902.0"`` -> 902; ValueError for fractional, negative or junk."""
     if stamp.isdigit():
@@ -87,3 +114,12 @@ def check_readable(path: str | Path, what: str) -> Path:
     if path.is_dir():
         raise InputFileError(path, f"expected a {what}, found a directory")
     return path
+
+
+def emit_warnings(lines: Iterable[str], on_warning: Callable[[str], None] | None = None) -> None:
+    """Hand each reader warning (``file:line: ...``) to ``on_warning``; default :func:`warnings.warn`."""
+    for line in lines:
+        if on_warning is None:
+            warnings.warn(line, stacklevel=3)
+        else:
+            on_warning(line)

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import importlib
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from stad_core.ava.csv_read import read_ava_csv
+from stad_core.ava.csv_validate import Problems, check_boxes_and_scores, divide_pixel_boxes, tolerated_warning
 from stad_core.ava.csv_write import write_ava_csv
-from stad_core.ava.keys import AvaFormatError, KeyframeKey, check_readable
+from stad_core.ava.keys import AvaFormatError, KeyframeKey, check_readable, emit_warnings
 from stad_core.ava.table import AvaTable
-from stad_core.boxes import BOX_TOLERANCE, boxes_in_unit_range, finite_boxes
 
 _PICKLE_MAGIC = b"\x80"  # every pickle protocol >= 2 starts with the PROTO opcode
 
@@ -110,11 +110,18 @@ def _load_pickle(path: Path) -> object:
             raise AvaFormatError(path, f"not a readable proposals pickle: {exc}", hint="was it truncated?") from None
 
 
-def _from_pickle(path: Path) -> dict[KeyframeKey, KeyframeDetections]:
+def _from_pickle(
+    path: Path, *, lenient: bool, pixel_boxes: tuple[float, float] | None
+) -> tuple[dict[KeyframeKey, KeyframeDetections], list[str]]:
+    """The pickle's keyframes, validated like a detections CSV (one pass over all its rows), and
+    the warnings of a lenient read."""
     data = _load_pickle(path)
     if not isinstance(data, Mapping):
         raise AvaFormatError(path, f"expected a dict {{'video_id,tttt': array[N, 5]}}, found {type(data).__name__}")
-    out: dict[KeyframeKey, KeyframeDetections] = {}
+    keys: list[KeyframeKey] = []
+    names: list[str] = []
+    arrays: list[np.ndarray] = []
+    seen: set[KeyframeKey] = set()
     for raw_key, value in data.items():
         where = f"entry {raw_key!r}"
         if not isinstance(raw_key, str):
@@ -129,16 +136,48 @@ def _from_pickle(path: Path) -> dict[KeyframeKey, KeyframeDetections]:
         if array.ndim != 2 or array.shape[1] not in (4, 5) or not np.issubdtype(array.dtype, np.number):
             raise AvaFormatError(path, f"{where}: expected a numeric array [N, 5] (x1, y1, x2, y2, score), got shape {array.shape} {array.dtype}")
         array = array.astype(np.float64)
-        boxes = array[:, :4]
-        scores = array[:, 4] if array.shape[1] == 5 else np.ones(len(array))
-        if not (finite_boxes(boxes).all() and np.isfinite(scores).all()):
-            raise AvaFormatError(path, f"{where}: non-finite box or score")
-        if not boxes_in_unit_range(boxes, BOX_TOLERANCE).all():
-            raise AvaFormatError(path, f"{where}: box coordinates outside [0, 1]", hint="proposals must be normalised by the frame size")
-        if key in out:
+        if array.shape[1] == 4:
+            array = np.column_stack([array, np.ones(len(array))])
+        if key in seen:
             raise AvaFormatError(path, f"{where}: keyframe {key} appears twice ('902' and '0902' are the same)")
-        out[key] = KeyframeDetections(key, boxes, scores, str(path))
-    return out
+        seen.add(key)
+        keys.append(key)
+        names.append(where)
+        arrays.append(array)
+    rows = np.concatenate(arrays) if arrays else np.zeros((0, 5))
+    boxes, scores = rows[:, :4], rows[:, 4]  # views: clipping and pixel division write through
+    ends = np.cumsum([len(a) for a in arrays], dtype=np.int64)
+    warnings = _check_rows(path, boxes, scores, names, ends, lenient=lenient, pixel_boxes=pixel_boxes)
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    found = {
+        key: KeyframeDetections(key, boxes[a:b], scores[a:b], str(path)) for key, a, b in zip(keys, starts, ends)
+    }
+    return found, warnings
+
+
+def _check_rows(
+    path: Path,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    names: list[str],
+    ends: np.ndarray,
+    *,
+    lenient: bool,
+    pixel_boxes: tuple[float, float] | None,
+) -> list[str]:
+    """The CSV checks on a pickle's rows (``boxes`` [N, 4], ``scores`` [N]; entry ``i`` ends at row
+    ``ends[i]``): raise the first problem naming its entry, or return a lenient read's warnings."""
+
+    def entry(row: int) -> str:
+        return names[int(np.searchsorted(ends, row, side="right"))]
+
+    if pixel_boxes is not None:
+        divide_pixel_boxes(boxes, pixel_boxes, path)
+    problems = Problems(lenient=lenient)
+    check_boxes_and_scores(problems, boxes, scores)
+    if problems.row is not None:
+        raise AvaFormatError(path, f"{entry(problems.row)}: {problems.problem}", hint=problems.hint)
+    return [tolerated_warning(f"{path}: {entry(t.row)}", t) for t in sorted(problems.tolerated, key=lambda t: t.row)]
 
 
 def group_by_keyframe(table: AvaTable, *, source: str | None = None) -> dict[KeyframeKey, KeyframeDetections]:
@@ -190,19 +229,30 @@ def _has_person_ids(column: np.ndarray) -> bool:
 
 
 def read_proposals(
-    path: str | Path, *, score_threshold: float = 0.0, keep_top_box: bool = True
+    path: str | Path,
+    *,
+    score_threshold: float = 0.0,
+    keep_top_box: bool = True,
+    lenient: bool = False,
+    pixel_boxes: tuple[float, float] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> dict[KeyframeKey, KeyframeDetections]:
     """Read person proposals from an MMAction2 pickle or an AVA-style CSV with scores.
 
     The format is recognised from the content (pickle magic byte), not the file name. CSVs have 7
     columns (``video_id, timestamp, x1, y1, x2, y2, score``) or 8 (with an action id before the
-    score; repeated boxes are merged).
+    score; repeated boxes are merged). Both are validated like a detections CSV: boxes inside
+    ``[0, 1]`` and not inverted, scores in ``[0, 1]``.
 
     Args:
         score_threshold: keep boxes scoring ``>=`` this.
         keep_top_box: keep a keyframe's best box(es) even when below the threshold, as MMAction2's
             AVA dataset does (so no keyframe loses all its actors). Keyframes left with no box stay
             in the result with ``N = 0``.
+        lenient: warn instead of refusing what a reader can work around (boxes clipped, inverted
+            boxes and odd scores kept, blank CSV lines dropped); see :func:`read_ava_csv`.
+        pixel_boxes: ``(width, height)``: boxes are pixels of frames this size.
+        on_warning: receives each warning line; default :func:`warnings.warn`.
 
     Returns:
         keyframe -> detections, ordered by (video id, timestamp).
@@ -211,9 +261,11 @@ def read_proposals(
     with path.open("rb") as fh:
         magic = fh.read(1)
     if magic == _PICKLE_MAGIC:
-        found = _from_pickle(path)
+        found, warnings = _from_pickle(path, lenient=lenient, pixel_boxes=pixel_boxes)
     else:
-        found = group_by_keyframe(read_ava_csv(path, kind="detections"), source=str(path))
+        table = read_ava_csv(path, kind="detections", lenient=lenient, pixel_boxes=pixel_boxes)
+        found, warnings = group_by_keyframe(table, source=str(path)), table.warnings
+    emit_warnings(warnings, on_warning)
     return {key: found[key].above(score_threshold, keep_top_box=keep_top_box) for key in sorted(found)}
 
 

@@ -12,11 +12,12 @@ GROUNDTRUTH_SOURCE = "groundtruth"
 
 
 def imported_proposals(
-    path: str | Path, *, score_threshold: float = 0.0, keep_top_box: bool = True
+    path: str | Path, *, score_threshold: float = 0.0, keep_top_box: bool = True, lenient: bool = False
 ) -> dict[KeyframeKey, KeyframeDetections]:
     """Proposals from an AVA-style CSV with scores or an MMAction2 pickle (``{"vid,tttt": [N, 5]}``),
-    thresholded with the same keep-top-box rule as the detectors."""
-    return read_proposals(path, score_threshold=score_threshold, keep_top_box=keep_top_box)
+    thresholded with the same keep-top-box rule as the detectors; validated like ground truth
+    (``lenient``: bad rows are warned about instead of refused)."""
+    return read_proposals(path, score_threshold=score_threshold, keep_top_box=keep_top_box, lenient=lenient)
 
 
 def groundtruth_boxes(table: AvaTable) -> dict[KeyframeKey, KeyframeDetections]:

@@ -51,8 +51,8 @@ def _groundtruth(path: str) -> dict[KeyframeKey, KeyframeDetections]:
 
 
 @lru_cache(maxsize=2)
-def _proposals(path: str, threshold: float, keep_top: bool) -> dict[KeyframeKey, KeyframeDetections]:
-    return imported_proposals(path, score_threshold=threshold, keep_top_box=keep_top)
+def _proposals(path: str, threshold: float, keep_top: bool, lenient: bool) -> dict[KeyframeKey, KeyframeDetections]:
+    return imported_proposals(path, score_threshold=threshold, keep_top_box=keep_top, lenient=lenient)
 
 
 def detect_video(*, video_id: str, stage_uri: str, device: str, config: DetectStageConfig, path: str, force: bool,
@@ -64,14 +64,15 @@ def detect_video(*, video_id: str, stage_uri: str, device: str, config: DetectSt
         found = detector.detect_keyframes(path, video_id, [t - time_offset for t in stamps],
                                           batch_size=config.detector.batch_size, short_side=config.detector.short_side)
         # Detector keys are on the video clock; detections are stored on the annotation clock.
-        dets = [KeyframeDetections(KeyframeKey(video_id, t), d.boxes, d.scores, d.source) for t, d in zip(stamps, found)]
+        dets = [KeyframeDetections(KeyframeKey(video_id, t), d.boxes, d.scores, d.source)
+                for t, d in zip(stamps, found)]
     else:
         if config.source == "groundtruth":
             if gt_csv is None:
                 raise StadError(f"{video_id}: split {split!r} has no ground-truth CSV for source=groundtruth")
             table = _groundtruth(gt_csv)
         else:
-            table = _proposals(str(config.proposals), config.score_threshold, config.keep_top_box)
+            table = _proposals(str(config.proposals), config.score_threshold, config.keep_top_box, config.lenient)
         dets = [table[k] for k in (KeyframeKey(video_id, t) for t in stamps) if k in table]
     rows = write_detections(_part(stage_uri, video_id), dets)
     return {"keyframes": len(stamps), "boxes": rows}

@@ -172,7 +172,7 @@ def test_detection_round_trip_is_exact_for_arbitrary_floats(tmp_path: Path) -> N
     table = AvaTable.from_arrays(
         rng.choice(["-abc_123def", "zzz", "m1"], n),
         np.where(rng.random(n) < 0.5, rng.integers(0, 2000, n), rng.random(n) * 100),
-        rng.random((n, 4)),  # unordered corners are fine for detections
+        np.sort(rng.random((n, 2, 2)), axis=1).reshape(n, 4),  # x1 <= x2, y1 <= y2
         action_id=rng.integers(1, 81, n),
         score=np.concatenate([rng.random(n - 2), [1e-9, 0.5]]),
     )
@@ -285,16 +285,81 @@ def test_inverted_ground_truth_box(tmp_path: Path) -> None:
     assert len(read_ava_csv(path, kind="groundtruth", validate_boxes=False)) == 4
 
 
-def test_detections_with_degenerate_boxes_are_kept(tmp_path: Path) -> None:
-    path = write(tmp_path, "v,0902,0.7,0.1,0.2,0.5,5,0.9\nv,0902,0.3,0.3,0.3,0.3,5,0.1\n")
-    table = read_ava_csv(path, kind="detections")
-    assert len(table) == 2 and table.score.tolist() == [0.9, 0.1]
+DET_ROW = "v,0902,0.1,0.1,0.2,0.5,5,0.9\n"
+
+
+def test_detections_are_validated_like_ground_truth(tmp_path: Path) -> None:
+    """Inverted boxes and scores outside [0, 1] are refused at their line, naming --lenient;
+    zero-area boxes are fine."""
+    zero_area = read_ava_csv(write(tmp_path, DET_ROW + "v,0902,0.3,0.3,0.3,0.3,5,0.1\n"), kind="detections")
+    assert len(zero_area) == 2
+    err = raises_at(write(tmp_path, DET_ROW + "v,0902,0.7,0.1,0.2,0.5,5,0.9\n"), 2, r"box \(0.7, 0.1, 0.2, 0.5\) has x1 > x2", kind="detections")
+    assert "--lenient" in str(err)
+    raises_at(write(tmp_path, DET_ROW * 2 + "v,0902,0.1,0.1,0.2,0.5,5,1.5\n"), 3, r"score 1.5 is outside \[0, 1\]", kind="detections")
+    raises_at(write(tmp_path, "v,0902,0.1,0.1,0.2,0.5,-0.2\n"), 1, r"score -0.2 is outside", kind="detections")  # proposals
+    raises_at(write(tmp_path, DET_ROW + "v,0902,-0.1,0.1,0.2,0.5,5,0.9\n"), 2, r"outside \[0, 1\]", kind="detections")
+
+
+def test_action_ids_are_checked_against_the_known_ids(tmp_path: Path) -> None:
+    path = write(tmp_path, DET_ROW + "v,0902,0.1,0.1,0.2,0.5,81,0.9\n" + DET_ROW + "v,0903,0.1,0.1,0.2,0.5,0,0.9\n")
+    raises_at(path, 4, "action id 0 is not a positive integer", kind="detections")  # no label map: any id >= 1
+    path = write(tmp_path, DET_ROW + "v,0902,0.1,0.1,0.2,0.5,81,0.9\n" + DET_ROW)
+    assert len(read_ava_csv(path, kind="detections")) == 3
+    err = raises_at(path, 2, "action id 81 is not in the label map", kind="detections", known_action_ids=range(1, 81))
+    assert "known ids: 1-80" in str(err) and "--lenient" in str(err)
+    lenient = read_ava_csv(path, kind="detections", known_action_ids=range(1, 81), lenient=True)
+    assert lenient.line.tolist() == [1, 3] and lenient.action_id.tolist() == [5, 5]
+    assert lenient.warnings == [f"{path}:2: action id 81 is not in the label map; 1 such row dropped (--lenient)"]
+
+
+def test_lenient_reading_warns_once_per_problem_with_a_count(tmp_path: Path) -> None:
+    text = (
+        DET_ROW
+        + "v,0902,-0.1,0.1,1.2,0.5,5,0.9\n"  # 2: outside -> clipped
+        + "v,0902,0.7,0.1,0.2,0.5,5,0.9\n"  # 3: inverted -> kept
+        + "\n"  # 4: blank -> dropped
+        + "v,0903,0.1,0.1,0.2,1.5,5,0.9\n"  # 5: outside -> clipped
+        + "v,0903,0.1,0.1,0.2,0.5,5,7.5\n"  # 6: score -> kept
+        + "v,0903,0.1,0.1,0.2,0.5,99,0.5\n"  # 7: unknown id -> dropped
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(AvaFormatError, match="outside"):
+        read_ava_csv(path, kind="detections", known_action_ids=range(1, 81))
+    table = read_ava_csv(path, kind="detections", known_action_ids=range(1, 81), lenient=True)
+    assert table.line.tolist() == [1, 2, 3, 5, 6]
+    np.testing.assert_array_equal(table.boxes[[1, 3]], [[0, 0.1, 1, 0.5], [0.1, 0.1, 0.2, 1]])
+    assert table.boxes[2].tolist() == [0.7, 0.1, 0.2, 0.5] and table.score[4] == 7.5
+    assert table.warnings == [  # one per problem, by first line
+        f"{path}:2: box (-0.1, 0.1, 1.2, 0.5) is outside [0, 1]; 2 such rows clipped to [0, 1] (--lenient)",
+        f"{path}:3: box (0.7, 0.1, 0.2, 0.5) has x1 > x2 or y1 > y2; 1 such row kept (--lenient)",
+        f"{path}:4: blank line (or a row of empty fields); 1 such row dropped (--lenient)",
+        f"{path}:6: score 7.5 is outside [0, 1]; 1 such row kept as given (--lenient)",
+        f"{path}:7: action id 99 is not in the label map; 1 such row dropped (--lenient)",
+    ]
+    # A line of blanks goes through the diagnostic path and ends the same way.
+    spaces = write(tmp_path, DET_ROW + "   \n" + DET_ROW, name="spaces.csv")
+    raises_at(spaces, 2, "blank line", kind="detections")
+    assert read_ava_csv(spaces, kind="detections", lenient=True).line.tolist() == [1, 3]
 
 
 def test_pixel_coordinates_are_rejected(tmp_path: Path) -> None:
     err = raises_at(write(tmp_path, GOOD + "vidC,0904,10,20,200,240,5,1\n"), 4, r"outside \[0, 1\]")
     assert "pixel" in str(err)
     raises_at(write(tmp_path, "v,0902,10,20,200,240,5,0.9\n"), 1, r"outside \[0, 1\]", kind="detections")
+
+
+def test_pixel_coordinate_detections_are_refused_with_the_fix(tmp_path: Path) -> None:
+    """A whole file in pixels: refused (lenient too: clipping cannot rescue it), naming
+    --pixel-boxes WIDTH HEIGHT, which reads it right."""
+    path = write(tmp_path, "v,0902,32,24,160,216,5,0.9\nv,0902,0.1,0.2,0.3,0.4,5,0.8\nv,0903,64,48,320,240,7,0.5\n")
+    for lenient in (False, True):
+        err = raises_at(path, 1, r"box \(32, 24, 160, 216\) is outside \[0, 1\]; 2 of 3 boxes", kind="detections", lenient=lenient)
+        assert "look like pixel coordinates" in str(err) and "--pixel-boxes WIDTH HEIGHT" in str(err)
+    pixels = write(tmp_path, "v,0902,32,24,160,216,5,0.9\nv,0903,64,48,320,240,7,0.5\n", name="px.csv")
+    table = read_ava_csv(pixels, kind="detections", pixel_boxes=(320, 240))
+    np.testing.assert_allclose(table.boxes, [[0.1, 0.1, 0.5, 0.9], [0.2, 0.2, 1.0, 1.0]])
+    with pytest.raises(AvaFormatError, match="already inside"):
+        read_ava_csv(write(tmp_path, DET_ROW, name="norm.csv"), kind="detections", pixel_boxes=(320, 240))
 
 
 def test_nan_values(tmp_path: Path) -> None:

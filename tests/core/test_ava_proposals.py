@@ -170,3 +170,40 @@ def test_pickle_with_four_columns_and_empty_entries(tmp_path: Path) -> None:
     dets = read_proposals(tmp_path / "p.pkl", score_threshold=0.5)
     assert dets[KeyframeKey("v", 902)].scores.tolist() == [1.0]
     assert len(dets[KeyframeKey("v", 903)]) == 0
+
+
+def test_proposals_are_validated_like_detections(tmp_path: Path) -> None:
+    """Pickles and CSVs alike: scores in [0, 1], boxes ordered and inside [0, 1]; refused naming the
+    entry or line and --lenient, or read leniently with one warning per problem."""
+    payload = {
+        "v,0902": np.array([[0.1, 0.1, 0.5, 0.5, 0.9], [0.2, 0.2, 0.6, 0.6, 0.3]]),
+        "v,0903": np.array([[0.1, 0.1, 0.5, 1.2, 0.9], [0.1, 0.1, 0.5, 0.5, 1.7]]),
+    }
+    with (tmp_path / "p.pkl").open("wb") as fh:
+        pickle.dump(payload, fh, protocol=4)
+    with pytest.raises(AvaFormatError, match=r"entry 'v,0903': box \(0.1, 0.1, 0.5, 1.2\) is outside \[0, 1\]") as err:
+        read_proposals(tmp_path / "p.pkl")
+    assert "--lenient" in str(err.value)
+    seen: list[str] = []
+    dets = read_proposals(tmp_path / "p.pkl", lenient=True, on_warning=seen.append)
+    assert dets[KeyframeKey("v", 903)].boxes.tolist()[0] == pytest.approx([0.1, 0.1, 0.5, 1.0])
+    assert dets[KeyframeKey("v", 903)].scores.tolist()[1] == pytest.approx(1.7)
+    assert seen == [
+        f"{tmp_path / 'p.pkl'}: entry 'v,0903': box (0.1, 0.1, 0.5, 1.2) is outside [0, 1]; 1 such row clipped to [0, 1] (--lenient)",
+        f"{tmp_path / 'p.pkl'}: entry 'v,0903': score 1.7 is outside [0, 1]; 1 such row kept as given (--lenient)",
+    ]
+    (tmp_path / "p.csv").write_text("v,0902,0.1,0.1,0.5,0.5,0.9\nv,0902,0.6,0.1,0.5,0.5,0.8\n")
+    with pytest.raises(AvaFormatError, match=r"p.csv:2: box \(0.6, 0.1, 0.5, 0.5\) has x1 > x2"):
+        read_proposals(tmp_path / "p.csv")
+    with pytest.warns(UserWarning, match=r"p.csv:2: box .* 1 such row kept"):
+        assert len(read_proposals(tmp_path / "p.csv", lenient=True)[KeyframeKey("v", 902)]) == 2
+
+
+def test_pixel_proposals_name_the_fix(tmp_path: Path) -> None:
+    with (tmp_path / "px.pkl").open("wb") as fh:
+        pickle.dump({"v,0902": np.array([[32.0, 24, 160, 216, 0.9]])}, fh, protocol=4)
+    with pytest.raises(AvaFormatError, match="look like pixel coordinates") as err:
+        read_proposals(tmp_path / "px.pkl")
+    assert "pixel_boxes=(WIDTH, HEIGHT)" in str(err.value)
+    boxes = read_proposals(tmp_path / "px.pkl", pixel_boxes=(320, 240))[KeyframeKey("v", 902)].boxes
+    np.testing.assert_allclose(boxes, [[0.1, 0.1, 0.5, 0.9]], rtol=1e-6)

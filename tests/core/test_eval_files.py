@@ -30,7 +30,10 @@ vidA,0902,0.1,0.1,0.5,0.9,79,0
 vidA,0902,0.6,0.1,0.9,0.9,11,1
 vidA,0903,0.1,0.1,0.5,0.9,12,0
 vidB,1500,0.2,0.2,0.4,0.4,12,3
+vidB,1500,0.2,0.2,0.4,0.4,5,3
 """
+# Action 5 is in the ground truth but not in the label map (as AVA's 80 classes vs the 60
+# evaluated): a known class, not evaluated.
 DET = """vidA,902,0.1,0.1,0.5,0.9,12,0.9
 vidA,902,0.6,0.1,0.9,0.9,12,0.8
 vidA,902,0.6,0.1,0.9,0.9,11,0.7
@@ -64,7 +67,7 @@ def test_files_end_to_end_and_both_timestamp_forms(files, tmp_path):
     assert r.per_class[11] == 1.0
     assert r.per_class[79] == 0.0  # ground truth, no detections
     assert r.mAP == pytest.approx((5 / 6 + 1 + 0) / 3)
-    assert r.stats["det_rows_not_in_labelmap"] == 1  # action 5
+    assert r.stats["det_rows_not_in_labelmap"] == 1  # action 5: in the ground truth, not evaluated
     excl = evaluate_files(files["labelmap"], files["groundtruth"], files["detections"], files["exclusions"])
     # without vidB,1500: ranked T F T with 2 positives -> 1/2 + 1/2*2/3
     assert excl.per_class[12] == pytest.approx(0.5 + 0.5 * 2 / 3)
@@ -91,7 +94,7 @@ def test_protocol_2020_reads_boxless_rows(tmp_path, files):
     ("which", "text", "line", "words"),
     [
         ("groundtruth", GT.replace("vidA,0903", "\nvidA,0903"), 4, "blank line"),
-        ("groundtruth", GT + "vidB,1501,0.2,0.2,0.4,12,3\n", 6, "column"),
+        ("groundtruth", GT + "vidB,1501,0.2,0.2,0.4,12,3\n", 7, "column"),
         ("groundtruth", GT.replace("0.6,0.1,0.9", "0.9,0.1,0.6"), 3, "x1 > x2"),
         ("groundtruth", GT.replace("1500,0.2", "1500,zero"), 5, "not a number"),
         ("detections", DET.replace("0.7\n", "high\n"), 3, "score"),
@@ -145,3 +148,56 @@ def test_unusual_detection_files_are_reported_at_their_line(files, tmp_path):
         with pytest.raises(AvaFormatError, match=words) as info:
             evaluate_files(files["labelmap"], files["groundtruth"], path)
         assert info.value.line == line and f"odd.csv:{line}:" in str(info.value)
+
+
+def pixels(text: str, width: int, height: int) -> str:
+    """The detections CSV ``text`` with its boxes in pixels of ``width x height`` frames."""
+    rows = []
+    for row in text.splitlines():
+        f = row.split(",")
+        f[2:6] = [f"{float(v) * s:g}" for v, s in zip(f[2:6], (width, height, width, height))]
+        rows.append(",".join(f))
+    return "\n".join(rows) + "\n"
+
+
+def test_pixel_coordinate_detections_are_refused(files, tmp_path):
+    """A detections file in pixel coordinates used to score mAP 0 without a word: it is refused
+    at its first line with the fix, and --pixel-boxes reads it to the normalised file's numbers."""
+    path = write(tmp_path, "det_px.csv", pixels(DET, 320, 240))
+    for lenient in (False, True):
+        with pytest.raises(InputFileError) as err:
+            evaluate_files(files["labelmap"], files["groundtruth"], path, lenient=lenient)
+        message = str(err.value)
+        assert message.startswith(f"{path}:1: box (32, 24, 160, 216) is outside [0, 1]"), message
+        assert "look like pixel coordinates" in message and "--pixel-boxes WIDTH HEIGHT" in message
+    expected = evaluate_files(files["labelmap"], files["groundtruth"], files["detections"])
+    fixed = evaluate_files(files["labelmap"], files["groundtruth"], path, pixel_boxes=(320, 240))
+    assert fixed.per_class == expected.per_class and fixed.mAP == expected.mAP
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words", "warning"),
+    [
+        (DET.replace(",5,0.99", ",81,0.99"), 6, "action id 81 is not in the label map or the ground truth",
+         "1 such row dropped"),
+        (DET.replace("0.8\n", "1.8\n"), 2, "score 1.8 is outside [0, 1]", "1 such row kept as given"),
+        (DET.replace("0.1,0.1,0.5,0.9,12,0.6", "0.1,0.1,0.5,1.2,12,0.6"), 4, "box (0.1, 0.1, 0.5, 1.2) is outside [0, 1]",
+         "1 such row clipped to [0, 1]"),
+        (DET.replace("vidA,903", "\nvidA,903"), 4, "blank line", "1 such row dropped"),
+    ],
+)
+def test_bad_detection_rows_are_refused_or_read_leniently(files, tmp_path, text, line, words, warning):
+    path = write(tmp_path, "odd.csv", text)
+    with pytest.raises(InputFileError) as err:
+        evaluate_files(files["labelmap"], files["groundtruth"], path)
+    assert str(err.value).startswith(f"{path}:{line}: {words}") and "--lenient" in str(err.value), str(err.value)
+    seen: list[str] = []
+    result = evaluate_files(files["labelmap"], files["groundtruth"], path, lenient=True, on_warning=seen.append)
+    assert len(seen) == 1 and seen[0].startswith(f"{path}:{line}: {words}") and warning in seen[0], seen
+    assert result.per_class.keys() == {11, 12, 79}
+
+
+def test_reader_warnings_reach_the_caller(files, tmp_path):
+    gt = write(tmp_path, "gt_junk.csv", GT.replace(",79,0", ",79,3_"))
+    with pytest.warns(UserWarning, match=r"gt_junk.csv:2: person id '3_' is not an integer"):
+        evaluate_files(files["labelmap"], gt, files["detections"])

@@ -239,3 +239,27 @@ def test_real_ava_annotations_and_videos(shared_data: Path, tmp_path: Path) -> N
     assert any("3_" in w for w in result.warnings)  # the real malformed person id is surfaced
     meta = read_manifest(result.manifest_path).schema.metadata
     assert meta[b"stad.num_classes"] == b"60"
+
+
+def test_invalid_video_ids_are_rejected_at_ingest(tmp_path: Path) -> None:
+    """`..mp4` (id ".") and `...mp4` (id "..") used to pass ingest, detect and finetune and fail only
+    at extract: they are rejects now, before anything is probed, with the rule as the reason."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("..mp4", "...mp4", "ok.mp4"):
+        encode_video(videos / name, tiny_frames(20), fps=10)
+    write_csv(tmp_path / "train.csv", [(".", 1), ("..", 1), ("ok", 1), ("__meta", 1)])
+    progress: list[tuple[int, int]] = []
+    config = IngestConfig(videos_dir=str(videos), train_csv=str(tmp_path / "train.csv"), out_dir=str(tmp_path / "out"))
+    result = build_manifest(config, on_progress=lambda d, t: progress.append((d, t)))
+    assert read_manifest(result.manifest_path).column("video_id").to_pylist() == ["ok"]
+    assert progress[-1] == (1, 1)  # only ok.mp4 was probed
+    rejects = rejects_by(read_rejects(result.rejects_path))
+    assert set(rejects) == {(".", "invalid_video_id"), ("..", "invalid_video_id"), ("__meta", "invalid_video_id")}
+    dot = rejects[(".", "invalid_video_id")]
+    assert dot["path"] == str(videos / "..mp4") and dot["split"] == "train" and dot["timestamps"] == [1.0]
+    assert "not '.' or '..'" in dot["reason"] and rejects[("__meta", "invalid_video_id")]["path"] is None
+    # Files no annotation names are checked too (range mode would take them).
+    ranged = build_manifest(config.model_copy(update={"keyframes": "range", "keyframe_range": (0, 1), "train_csv": None}))
+    assert set(rejects_by(read_rejects(ranged.rejects_path))) == {(".", "invalid_video_id"), ("..", "invalid_video_id")}
+    assert read_manifest(ranged.manifest_path).column("video_id").to_pylist() == ["ok"]

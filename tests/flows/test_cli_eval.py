@@ -61,3 +61,25 @@ def test_eval_ava_errors_are_one_line(files, tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main()
     assert "unknown protocol" in capsys.readouterr().err
+
+
+def test_eval_ava_pixel_boxes_and_lenient(files, tmp_path):
+    """Pixel-coordinate detections are refused with the fix; --pixel-boxes reads them; --lenient
+    turns a bad row into one warning line on stderr."""
+    base = ["eval-ava", "-l", str(files["labels.pbtxt"]), "-g", str(files["gt.csv"])]
+    expected = runner.invoke(app, base + ["-d", str(files["det.csv"])], catch_exceptions=False).stdout
+    px = tmp_path / "det_px.csv"
+    px.write_text(DET.replace("0.1,0.1,0.5,0.9", "64,48,320,432"))  # 640 x 480 frames
+    refused = runner.invoke(app, base + ["-d", str(px)])
+    assert refused.exit_code != 0
+    assert "look like pixel coordinates" in str(refused.exception) and "--pixel-boxes WIDTH HEIGHT" in str(refused.exception)
+    read = runner.invoke(app, base + ["-d", str(px), "--pixel-boxes", "640", "480"], catch_exceptions=False)
+    assert read.exit_code == 0 and read.stdout == expected
+    odd = tmp_path / "odd.csv"
+    odd.write_text(DET + "vidA,902,0.1,0.1,0.5,0.9,81,0.5\n")  # a class of no label map
+    assert "odd.csv:5: action id 81" in str(runner.invoke(app, base + ["-d", str(odd)]).exception)
+    lenient = runner.invoke(app, base + ["-d", str(odd), "--lenient"], catch_exceptions=False)
+    assert lenient.exit_code == 0 and lenient.stdout == expected
+    assert lenient.stderr == (
+        f"warning: {odd}:5: action id 81 is not in the label map or the ground truth; 1 such row dropped (--lenient)\n"
+    )
