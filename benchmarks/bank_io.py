@@ -9,10 +9,14 @@ processes (so peak RSS is each reader's own):
 * time to open (zarr: ``open_bank``; baseline: ``torch.load`` of the whole pickle);
 * window-sampling throughput (keyframes/s) for shuffled training batches and for in-order
   evaluation batches (60 s windows, K=5, masks);
-* peak RSS, and its growth over the process after imports.
+* peak RSS, and its growth over the process after imports;
+* checksums vs none, side by side: the same fp16 rows written into two banks (chunks with a
+  CRC32C, the default, and without), write throughput of each, then each bank's read throughput
+  (whole-video reads and training/evaluation windows) in alternating child processes.
 
     python benchmarks/bank_io.py --scale 0.05          # ~1 minute here
     python benchmarks/bank_io.py --scale 0.25 --keep /tmp/bankbench
+    python benchmarks/bank_io.py --only-checksums --scale 0.1 --repeats 3
 """
 
 from __future__ import annotations
@@ -156,11 +160,17 @@ def child(args: argparse.Namespace) -> None:
     path = Path(args.dir)
     t0 = time.perf_counter()
     if args.child == "zarr":
-        bank = open_bank(str(path / f"bank_{args.dtype}.zarr"), "r", cache_bytes=args.cache_mib << 20)
+        bank = open_bank(str(path / (args.bank or f"bank_{args.dtype}.zarr")), "r", cache_bytes=args.cache_mib << 20)
         out["open_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         bank.preload()  # per-video offsets/timestamps, once per process (as at an epoch's start)
         out["preload_s"] = time.perf_counter() - t0
+        if args.scan:  # every video read whole (sample listing, packing): pure chunk read + decode
+            t0, c0, nbytes = time.perf_counter(), time.process_time(), 0
+            for vid in bank.videos():
+                nbytes += bank.read_video(vid).features.nbytes
+            out["scan_mib_per_s"] = nbytes / (1 << 20) / (time.perf_counter() - t0)
+            out["scan_mib_per_cpu_s"] = nbytes / (1 << 20) / (time.process_time() - c0)
 
         def run(batch: list[tuple[str, int]], training: bool, rng: np.random.Generator) -> None:
             feats, mask = bank.gather_windows(batch, training=training, rng=rng)
@@ -243,11 +253,122 @@ def clips_section(directory: Path, n_clips: int, dim: int, codec: str, chunk_byt
         print(f"{label:40}{fmt.format(a):>14}{fmt.format(b):>12}")
 
 
-def run_child(kind: str, dtype: str, args: argparse.Namespace, videos: int, directory: Path) -> dict[str, float]:
+def build_checksum_pair(out: Path, scale: float, dim: int, codec: str, chunk_bytes: int,
+                        repeats: int) -> dict[str, float]:
+    """The same fp16 rows written into a bank with checksums (``crc_on.zarr``) and one without
+    (``crc_off.zarr``); only ``write_video`` is timed. Each video is written ``repeats`` times into
+    each bank (a rewrite replaces it), alternating the banks, and its fastest write counts: other
+    processes on a shared machine only ever slow a write down."""
+    from stad_core.banks import ActorRows, BankSpec
+    from storage.banks import open_bank
+
+    n_videos = max(1, round(AVA_VIDEOS * scale))
+    rate = AVA_ROWS / (AVA_VIDEOS * (AVA_LAST - AVA_FIRST + 1))
+    spec = BankSpec(kind="long_term", feature_dim=dim, dtype="float16", backbone="slowfast_r50",
+                    checkpoint_sha256="0" * 64, detector_source="benchmark", code_version="bench")
+    banks = {on: open_bank(str(out / f"crc_{'on' if on else 'off'}.zarr"), "a", spec, codec=codec,
+                           chunk_bytes=chunk_bytes, checksum=on) for on in (True, False)}
+    wall = {True: 0.0, False: 0.0}
+    cpu = {True: 0.0, False: 0.0}
+    nbytes = 0
+    for i in range(n_videos):
+        ts, feats = video_rows(i, dim, rate, "float16")
+        r = len(ts)
+        xy = np.full((r, 2), 0.2, np.float32)
+        rows = ActorRows(feats, np.hstack([xy, xy + 0.5]), np.ones(r, np.float32), ts, np.arange(r, dtype=np.int64),
+                         "benchmark")
+        nbytes += feats.nbytes
+        best_wall = {True: np.inf, False: np.inf}
+        best_cpu = {True: np.inf, False: np.inf}
+        for rep in range(max(1, repeats)):
+            for on in ((True, False) if (i + rep) % 2 == 0 else (False, True)):
+                t0, c0 = time.perf_counter(), time.process_time()
+                banks[on].write_video(f"video{i:04d}", rows)
+                best_wall[on] = min(best_wall[on], time.perf_counter() - t0)
+                best_cpu[on] = min(best_cpu[on], time.process_time() - c0)
+        for on in (True, False):
+            wall[on] += best_wall[on]
+            cpu[on] += best_cpu[on]
+    mib = nbytes / (1 << 20)
+    return {"videos": n_videos, "feature_mib": mib,
+            **{f"write_mib_per_s_{k}": mib / wall[on] for k, on in (("on", True), ("off", False))},
+            **{f"write_mib_per_cpu_s_{k}": mib / cpu[on] for k, on in (("on", True), ("off", False))},
+            **{f"bytes_{k}": _dir_bytes(out / f"crc_{k}.zarr") for k in ("on", "off")}}
+
+
+def checksum_section(directory: Path, args: argparse.Namespace) -> None:
+    """Checksums vs none, side by side: write (in the build) and read throughput (children, in
+    alternating order, ``--repeats`` each; the best run is shown)."""
+    marker = directory / "checksums.json"
+    if marker.exists():
+        built = json.loads(marker.read_text())
+    else:
+        t0 = time.perf_counter()
+        built = build_checksum_pair(directory, args.scale, args.dim, args.codec, args.chunk_bytes, args.repeats)
+        marker.write_text(json.dumps(built))
+        print(f"checksum pair built in {time.perf_counter() - t0:.1f} s")
+    runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+    for rep in range(args.repeats):
+        for k in (("on", "off") if rep % 2 == 0 else ("off", "on")):
+            runs[k].append(run_child("zarr", "float16", args, int(built["videos"]), directory,
+                                     ["--bank", f"crc_{k}.zarr", "--scan"]))
+
+    def best(k: str, name: str) -> float:  # best of N: interference from other processes only slows a run
+        return float(max(r[name] for r in runs[k]))
+
+    print(f"\nchecksums (CRC32C per chunk) vs none: {built['videos']:.0f} videos, {built['feature_mib']:.0f} MiB fp16 "
+          f"features, codec {args.codec}; writes: fastest of {args.repeats} per video; reads: best of "
+          f"{args.repeats} child runs each")
+    print(f"{'':40}{'crc32c':>12}{'none':>12}{'cost':>9}")
+
+    def line(name: str, on: float, off: float, fmt: str = "{:.0f}", higher_better: bool = True) -> None:
+        cost = (off / on - 1) if higher_better else (on / off - 1)
+        print(f"{name:40}{fmt.format(on):>12}{fmt.format(off):>12}{100 * cost:>8.1f}%")
+
+    line("write (MiB/s, wall)", built["write_mib_per_s_on"], built["write_mib_per_s_off"])
+    line("write (MiB/CPU-s)", built["write_mib_per_cpu_s_on"], built["write_mib_per_cpu_s_off"])
+    line("bytes on disk (MiB)", built["bytes_on"] / (1 << 20), built["bytes_off"] / (1 << 20), "{:.2f}", False)
+    for name, key in (("read whole videos (MiB/s, wall)", "scan_mib_per_s"),
+                      ("read whole videos (MiB/CPU-s)", "scan_mib_per_cpu_s"),
+                      ("train windows (keyframes/s, wall)", "train_keyframes_per_s"),
+                      ("train windows (keyframes/CPU-s)", "train_keyframes_per_cpu_s"),
+                      ("eval windows (keyframes/s, wall)", "eval_keyframes_per_s"),
+                      ("eval windows (keyframes/CPU-s)", "eval_keyframes_per_cpu_s")):
+        line(name, best("on", key), best("off", key))
+    decode_on, decode_off = _chunk_decode_ms(directory / "crc_on.zarr")
+    line("decode one features chunk (chunks/s, best)", 1000 / decode_on, 1000 / decode_off)
+    print(f"(cost: how much slower, or bigger, with checksums; negative = within noise. One chunk: "
+          f"{decode_on:.3f} ms with its CRC32C check, {decode_off:.3f} ms without, same bytes, in this process)")
+
+
+def _chunk_decode_ms(bank_dir: Path, reps: int = 200) -> tuple[float, float]:
+    """ms to decode the first features chunk of the first video with and without checking its
+    CRC32C (the reader's raw chunk path, same bytes): the checksum's own cost, free of I/O noise."""
+    from storage.banks import open_bank
+
+    bank = open_bank(str(bank_dir), "r")
+    state = bank._video(bank.videos()[0])
+    raw = state.raw
+    assert raw is not None and raw.checksum, "the crc_on bank's features should carry checksums"
+    blob = raw.read_many([(raw, 0)])[0]
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(reps):  # interleaved, fastest call kept: robust to other processes' interference
+        for check in (True, False):
+            raw.checksum = check
+            data = blob if check else blob[:-4]
+            t0 = time.perf_counter()
+            raw.decode(data, 0)
+            times[check].append(time.perf_counter() - t0)
+    out = [1000 * min(times[True]), 1000 * min(times[False])]
+    return out[0], out[1]
+
+
+def run_child(kind: str, dtype: str, args: argparse.Namespace, videos: int, directory: Path,
+              extra: list[str] | None = None) -> dict[str, float]:
     cmd = [
         sys.executable, __file__, "--child", kind, "--dir", str(directory), "--dtype", dtype,
         "--videos", str(videos), "--batches", str(args.batches), "--batch", str(args.batch),
-        "--dim", str(args.dim), "--cache-mib", str(args.cache_mib),
+        "--dim", str(args.dim), "--cache-mib", str(args.cache_mib), *(extra or []),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -267,16 +388,28 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=12)
     parser.add_argument("--clips", type=int, default=100, help="clips for the packed-layout section (0: skip)")
     parser.add_argument("--keep", type=Path, help="build here and keep (reused when it exists)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="checksum section: writes per video and reader runs per bank (the best counts)")
+    parser.add_argument("--only-checksums", action="store_true",
+                        help="run only the checksums-vs-none section (no pickle baseline, no clips)")
     parser.add_argument("--child", choices=["zarr", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="float16", help=argparse.SUPPRESS)
     parser.add_argument("--videos", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bank", help=argparse.SUPPRESS)
+    parser.add_argument("--scan", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
 
     directory = args.keep or Path(tempfile.mkdtemp(prefix="bank_io_"))
+    if args.only_checksums:
+        directory.mkdir(parents=True, exist_ok=True)
+        checksum_section(directory, args)
+        if args.keep is None:
+            shutil.rmtree(directory, ignore_errors=True)
+        return
     marker = directory / "figures.json"
     t0 = time.perf_counter()
     if marker.exists():
@@ -318,6 +451,7 @@ def main() -> None:
           f"zarr RSS growth = {100 * z['rss_growth_mib'] / size16:.1f}% of the fp16 bank ({size16:.0f} MiB); "
           f"write {built['write_s_float16']:.1f} s (fp16)")
     print(f"batches: {args.batches} x {args.batch} keyframes, window 60 s x K=5, cache {args.cache_mib} MiB")
+    checksum_section(directory, args)
     if args.clips:
         clips_section(directory, args.clips, args.dim, args.codec, args.chunk_bytes, args.batches, args.batch)
     if args.keep is None:

@@ -2,7 +2,7 @@
 
 Layout (full description in docs/bank-format.md)::
 
-    <bank>/zarr.json                 attrs.stad_bank = {format, format_version, spec, codec, chunk_bytes}
+    <bank>/zarr.json                 attrs.stad_bank = {format, format_version, spec, codec, checksum, chunk_bytes}
     <bank>/videos/<video_id>/v<N>/   one *version* of a video; attrs.complete is set last
         features [row, channel]      chunks (chunk_rows, D): a 60 s window is 1-2 chunk reads
         boxes [row, coord] scores [row] timestamps [row] person_ids [row]
@@ -13,6 +13,10 @@ Writes are atomic from a reader's view: a (re)write goes to a fresh version ``v<
 ``complete=true`` last, then deletes older versions. Readers use the highest complete version, so a
 writer killed at any point leaves the previous state readable and the video re-writable. Each
 video's keys belong to one writer, so processes writing different videos never share a chunk.
+
+Every chunk ends with a CRC32C of its stored bytes (``storage.codecs``), checked on each read: a
+chunk that does not decode or fails its checksum is one :class:`BankError` naming the bank, video,
+array and chunk (``storage.reading``). ``storage.verify`` checks every chunk and repairs by deletion.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
+from stad_core.ava.keys import check_video_id
 from stad_core.banks import (
     COLUMN_DTYPES,
     ROW_KINDS,
@@ -40,8 +45,8 @@ from stad_core.banks import (
     second_index,
 )
 from storage.cache import ChunkCache
-from storage.reading import RawChunks, RowReader, _Video
-from storage.codecs import DEFAULT_CODEC, compressors
+from storage.reading import RawChunks, RowReader, _Video, is_damage
+from storage.codecs import CHECKSUM, DEFAULT_CODEC, compressors
 from storage.uri import open_store
 
 FORMAT = "stad-bank"
@@ -69,19 +74,12 @@ class VideoInfo:
 
 
 def validate_video_id(video_id: str) -> str:
-    """Video ids become zarr node names: refuse the ones that cannot be."""
-    if (
-        not isinstance(video_id, str)
-        or not video_id
-        or "/" in video_id
-        or "\\" in video_id
-        or video_id in (".", "..")
-        or video_id.startswith("__")
-    ):
-        raise BankError(
-            f"invalid video id {video_id!r}: use a non-empty name without '/' that does not start with '__'"
-        )
-    return video_id
+    """Video ids become zarr node names: refuse the ones that cannot be (the rule ingest applies,
+    ``stad_core.ava.keys.check_video_id``)."""
+    try:
+        return check_video_id(video_id)
+    except ValueError as exc:
+        raise BankError(str(exc)) from None
 
 
 def chunk_rows_for(row_bytes: int, chunk_bytes: int, total_rows: int) -> int:
@@ -121,6 +119,9 @@ class ZarrBank(RowReader):
         self._root = root
         self._spec = spec
         self.codec: str = attrs.get("codec", DEFAULT_CODEC)
+        # Banks from before checksums have no ``checksum`` attribute: the videos written into them
+        # from now on get one (each array's own metadata says whether its chunks carry one).
+        self.checksum: bool = attrs.get("checksum", CHECKSUM) != "none"
         self.chunk_bytes: int = int(attrs.get("chunk_bytes", DEFAULT_CHUNK_BYTES))
         self.cache = ChunkCache(cache_bytes)
         self._videos: dict[str, _Video] = {}
@@ -212,8 +213,8 @@ class ZarrBank(RowReader):
             raise BankError(f"{self.uri}: {name} is {data.dtype}, its array is {dtype}")
         chunks = tuple(max(1, c) for c in chunks)
         arr = group.create_array(
-            name, shape=data.shape, dtype=dtype, chunks=chunks, compressors=compressors(self.codec),
-            fill_value=0, dimension_names=dims,
+            name, shape=data.shape, dtype=dtype, chunks=chunks,
+            compressors=compressors(self.codec, checksum=self.checksum), fill_value=0, dimension_names=dims,
             # Store every chunk, even all-zero ones: then a missing chunk object means damage, which
             # `verify` can report (zarr would silently read it back as zeros). A runtime setting:
             # it applies to this handle only, so write through it.
@@ -312,7 +313,17 @@ class ZarrBank(RowReader):
 
     # ------------------------------------------------------------------ reading
     def _load_small(self, state: _Video) -> dict[str, np.ndarray]:
-        return {k: state.group[k][...] for k in ("boxes", "scores", "person_ids")}
+        return {k: self._read(state.info, self._open_array(state.group, k, state.info))
+                for k in ("boxes", "scores", "person_ids")}
+
+    def _open_array(self, group: Any, name: str, info: VideoInfo) -> Any:
+        """Array ``name`` of a complete version; unreadable metadata is damage, named like a chunk's."""
+        try:
+            return group[name]
+        except Exception as exc:
+            if not (is_damage(exc) or isinstance(exc, (KeyError, FileNotFoundError))):
+                raise
+            raise self.damaged(info, name, f"{group.path}/{name}/zarr.json", exc) from None
 
     def refresh(self) -> None:
         """Forget cached per-video state and chunks (to see other processes' rewrites)."""
@@ -331,13 +342,14 @@ class ZarrBank(RowReader):
         if found is None:
             raise BankError(self._unknown(video_id))
         group, info = found
-        timestamps = np.asarray(group["timestamps"][...], np.float64)
+        timestamps = np.asarray(self._read(info, self._open_array(group, "timestamps", info)), np.float64)
         if want == "rows":
-            index = SecondIndex(info.first_second, np.asarray(group["second_offsets"][...], np.int64))
-            big = group["features"]
+            offsets = self._read(info, self._open_array(group, "second_offsets", info))
+            index = SecondIndex(info.first_second, np.asarray(offsets, np.int64))
+            big = self._open_array(group, "features", info)
         else:
             index = SecondIndex(0, np.zeros(1, np.int64))
-            big = group["maps"]
+            big = self._open_array(group, "maps", info)
         # Every chunk was stored (write_empty_chunks), so a missing one is an error, not zeros.
         big = big.with_config({"read_missing_chunks": False})
         state = _Video(
@@ -380,13 +392,15 @@ def open_bank(
     codec: str = DEFAULT_CODEC,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    checksum: bool = True,
     storage_options: dict[str, Any] | None = None,
 ) -> ZarrBank:
     """Open (or create) the bank at ``uri`` (path, ``file://``, ``memory://``, ``s3://``, ...).
 
     mode ``"r"``: read only; ``"a"``: read/write, created if absent (needs ``spec``); ``"w-"``:
     create, failing if a bank exists. A given ``spec`` must equal the stored one -- otherwise
-    :class:`BankError` lists the differing fields. ``codec``/``chunk_bytes`` apply when creating.
+    :class:`BankError` lists the differing fields. ``codec``/``chunk_bytes``/``checksum`` apply when
+    creating (``checksum=False``: chunks without a CRC32C, for measuring what the checksum costs).
     Reads one small metadata document: O(1) in the number of videos.
     """
     if mode not in ("r", "a", "w-"):
@@ -408,7 +422,8 @@ def open_bank(
             raise BankError(f"creating a bank at {uri} needs a BankSpec")
         attrs = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec.to_attrs(),
-            "codec": codec, "chunk_bytes": int(chunk_bytes), "created_at": time.time(),
+            "codec": codec, "checksum": CHECKSUM if checksum else "none", "chunk_bytes": int(chunk_bytes),
+            "created_at": time.time(),
         }
         root.attrs.update({ROOT_KEY: attrs})
         root.create_group("videos")  # created once here so concurrent writers never race on it

@@ -13,6 +13,8 @@ row bank into::
 
 Rows of one video stay contiguous, so a window is still one or two chunk reads. The pack is written
 once by one process, shard by shard, and marked complete (root attributes) last; it is read-only.
+Inner chunks carry a CRC32C like per-video chunks (shard indexes always do, zarr's default); a
+damaged one is a BankError naming the video read, the array and the shard/inner chunk.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from stad_core.banks import COLUMN_DTYPES, ROW_KINDS, BankError, BankSpec, Secon
 from stad_core.progress import ProgressFn, report
 from storage.banks import FORMAT, FORMAT_VERSION, ROOT_KEY, VideoInfo, ZarrBank, chunk_rows_for
 from storage.cache import ChunkCache
-from storage.codecs import compressors
+from storage.codecs import CHECKSUM, compressors
 from storage.reading import RowReader, _Video
 from storage.uri import open_store
 
@@ -135,7 +137,7 @@ def pack_bank(
         pq.write_table(pa.table(table), f)
     attrs = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "layout": "packed", "spec": spec.to_attrs(),
-        "codec": codec, "rows": total, "videos": len(videos), "shard_rows": shard_rows,
+        "codec": codec, "checksum": CHECKSUM, "rows": total, "videos": len(videos), "shard_rows": shard_rows,
         "chunk_rows": chunk_rows, "packed_from": src.uri, "created_at": time.time(),
     }
     root.attrs.update({ROOT_KEY: attrs})  # last: a pack without these attributes is not a bank
@@ -198,6 +200,10 @@ class PackedBank(RowReader):
     def video_meta(self, video_id: str) -> dict[str, Any]:
         return self.video_info(video_id).meta
 
+    def recovery(self, video_id: str) -> str:
+        return (f"pack again from the per-video bank it was packed from ({self.attrs.get('packed_from', '?')}) "
+                "into a new location, after `stad bank verify` of that bank")
+
     def _video(self, video_id: str, want: str = "rows") -> _Video:
         state = self._states.get(video_id)
         if state is not None:
@@ -205,17 +211,18 @@ class PackedBank(RowReader):
         info = self.video_info(video_id)
         row_start, rows, first, seconds, off_start = self._load_index()[video_id]
         if self._offsets is None:
-            self._offsets = np.asarray(self._root["second_offsets"][...], np.int64)
+            self._offsets = np.asarray(self._read(info, self._root["second_offsets"]), np.int64)
         index = SecondIndex(first, self._offsets[off_start : off_start + seconds + 1])
         big = self._root["features"]
-        timestamps = np.asarray(self._root["timestamps"][row_start : row_start + rows], np.float64)
+        timestamps = np.asarray(self._read(info, self._root["timestamps"], slice(row_start, row_start + rows)),
+                                np.float64)
         state = _Video(info, index, timestamps, big, int(big.chunks[0]), "packed", row_start)
         self._states[video_id] = state
         return state
 
     def _load_small(self, state: _Video) -> dict[str, np.ndarray]:
         a, b = state.base, state.base + state.info.rows
-        return {k: self._root[k][a:b] for k in ("boxes", "scores", "person_ids")}
+        return {k: self._read(state.info, self._root[k], slice(a, b)) for k in ("boxes", "scores", "person_ids")}
 
     def refresh(self) -> None:
         self._states.clear()

@@ -1,5 +1,11 @@
 """Read side shared by the bank layouts (per-video groups, packed arrays): chunk-cached row
-gathers, windows, keyframe rows and context maps. A layout supplies ``_video(video_id)``."""
+gathers, windows, keyframe rows and context maps. A layout supplies ``_video(video_id)``.
+
+Every chunk read goes through one of two guarded paths (:meth:`RowReader._load_many` for feature
+chunks, :meth:`RowReader._read` for whole-array reads), so a chunk that does not decode -- a
+CRC32C mismatch, a codec error, a truncated blosc/zstd frame -- surfaces as one :class:`BankError`
+naming the bank, the video, the array and the chunk, and how to recover.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import google_crc32c  # what zarr's Crc32cCodec computes (hardware CRC32C); a zarr dependency
 import numpy as np
 from zarr.core.sync import sync
 from zarr.errors import ChunkNotFoundError
@@ -37,20 +44,69 @@ _SCATTER_ROWS = 1024
 _FETCH_CHUNKS = 16
 
 
+#: Failures that say nothing about the stored bytes: a missing chunk (reported as gone), I/O errors,
+#: our own errors, and programming errors (a bug must not read as "re-extract this video").
+_NOT_DAMAGE = (BankError, ChunkNotFoundError, OSError, MemoryError, asyncio.CancelledError, TypeError,
+               AttributeError, NameError, ImportError, AssertionError)
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while reading a chunk, means the stored bytes do not decode.
+
+    Checksum mismatches (ValueError), codec errors (RuntimeError), truncated frames (SystemError,
+    ValueError) are damage; a missing chunk (:class:`ChunkNotFoundError`, FileNotFoundError), an I/O
+    failure (OSError: a network or disk error says nothing about the bytes) and our own errors are not.
+    """
+    return isinstance(exc, Exception) and not isinstance(exc, _NOT_DAMAGE)
+
+
+def writer_stage(kind: str) -> str:
+    """The stage that writes banks of ``kind`` (what to re-run after a repair)."""
+    return "acfb" if kind == "actor_context" else "extract"
+
+
+def chunk_name(array: Any, c: int) -> str:
+    """Path of chunk ``c`` (along the first axis) of ``array`` inside its store, e.g.
+    ``videos/a/v1/features/c/3/0``; for a sharded array, the shard object and the inner chunk."""
+    ndim = len(array.shape)
+    shards = getattr(array, "shards", None)
+    prefix = array.path.rstrip("/") + "/" if array.path else ""
+    if shards is None:
+        return prefix + array.metadata.encode_chunk_key((c,) + (0,) * (ndim - 1))
+    per_shard = max(1, int(shards[0]) // int(array.chunks[0]))
+    key = array.metadata.encode_chunk_key((c // per_shard,) + (0,) * (ndim - 1))
+    return f"{prefix}{key} (inner chunk {c % per_shard})"
+
+
+def find_damage(array: Any, start: int, stop: int) -> tuple[int, BaseException] | None:
+    """The first chunk of rows ``[start, stop)`` of ``array`` that does not decode, read one chunk at
+    a time (the slow diagnosis after a multi-chunk read failed): (chunk number, its error) or None."""
+    step = max(1, int(array.chunks[0]))
+    for c in range(start // step, -(-stop // step)):
+        try:
+            array[c * step : min((c + 1) * step, array.shape[0])]
+        except Exception as exc:  # noqa: BLE001 - classified right here
+            if is_damage(exc):
+                return c, exc
+    return None
+
+
 class RawChunks:
     """Reads whole chunks of one unsharded zarr v3 array without zarr's per-chunk machinery.
 
-    Only for the codec chains the bank writes (little-endian bytes + one numcodecs-decodable
-    compressor, or none): the chunk object is fetched as bytes (a plain file read on local disks,
-    one batched ``store.get`` otherwise) and decoded with numcodecs. Training batches touch ~2
-    chunks per keyframe at random, and zarr's generic path costs about as much CPU per chunk as the
-    decompression itself, so this path roughly halves the read cost. ``for_array`` returns None
+    Only for the codec chains the bank writes (little-endian bytes, one numcodecs-decodable
+    compressor or none, then an optional CRC32C checksum): the chunk object is fetched as bytes (a
+    plain file read on local disks, one batched ``store.get`` otherwise), its checksum checked, and
+    decoded with numcodecs. Training batches touch ~2 chunks per keyframe at random, and zarr's
+    generic path costs about as much CPU per chunk as the decompression itself, so this path
+    roughly halves the read cost. ``for_array`` returns None
     for anything else, and the caller uses zarr.
     """
 
-    def __init__(self, array: Any, decoder: Any) -> None:
+    def __init__(self, array: Any, decoder: Any, checksum: bool = False) -> None:
         self.array = array
         self.decoder = decoder  # numcodecs codec, or None for uncompressed chunks
+        self.checksum = checksum  # chunks end with a little-endian CRC32C of the bytes before it
         self.store = array.store
         self.prefix = array.path.rstrip("/") + "/"
         self.root = getattr(self.store, "root", None) if type(self.store).__name__ == "LocalStore" else None
@@ -61,10 +117,13 @@ class RawChunks:
     @classmethod
     def for_array(cls, array: Any) -> RawChunks | None:
         from numcodecs import Blosc, Zstd
-        from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
+        from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ZstdCodec
 
         meta = array.metadata
         codecs = list(getattr(meta, "codecs", ()))
+        checksum = bool(codecs) and isinstance(codecs[-1], Crc32cCodec)
+        if checksum:
+            codecs = codecs[:-1]
         if (
             getattr(meta, "zarr_format", None) != 3
             or sys.byteorder != "little"
@@ -75,11 +134,11 @@ class RawChunks:
         ):
             return None
         if len(codecs) == 1:
-            return cls(array, None)
+            return cls(array, None, checksum)
         if isinstance(codecs[1], BloscCodec):
-            return cls(array, Blosc())  # blosc frames describe themselves
+            return cls(array, Blosc(), checksum)  # blosc frames describe themselves
         if isinstance(codecs[1], ZstdCodec):
-            return cls(array, Zstd())
+            return cls(array, Zstd(), checksum)
         return None
 
     def key(self, c: int) -> str:
@@ -113,8 +172,21 @@ class RawChunks:
         return out  # type: ignore[return-value]
 
     def decode(self, blob: bytes, c: int) -> np.ndarray:
-        """Chunk ``c`` as [rows, ...]; edge chunks are stored full size, so cut to the array."""
-        data = blob if self.decoder is None else self.decoder.decode(blob)
+        """Chunk ``c`` as [rows, ...]; edge chunks are stored full size, so cut to the array.
+
+        Raises (ValueError, RuntimeError, SystemError, ...) when the bytes do not decode or fail
+        their checksum; the caller names the chunk (:meth:`RowReader._load_many`)."""
+        data: Any = blob
+        if self.checksum:
+            if len(blob) < 4:
+                raise ValueError(f"chunk of {len(blob)} bytes is shorter than its checksum")
+            data = np.frombuffer(blob, np.uint8, len(blob) - 4)  # a view: no copy of the chunk
+            stored = int.from_bytes(blob[-4:], "little")
+            computed = google_crc32c.value(data)
+            if stored != computed:
+                raise ValueError(f"CRC32C checksum mismatch (stored {stored:08x}, computed {computed:08x})")
+        if self.decoder is not None:
+            data = self.decoder.decode(data)
         arr = np.frombuffer(data, self.dtype).reshape(self.chunk_shape)
         start = c * self.chunk_shape[0]
         return arr[: max(0, min(self.chunk_shape[0], self.rows - start))]
@@ -144,6 +216,7 @@ class RowReader:
     """
 
     cache: ChunkCache
+    uri: str
 
     @property
     def spec(self) -> BankSpec:
@@ -157,6 +230,45 @@ class RowReader:
 
     def videos(self) -> list[str]:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ damage
+    def recovery(self, video_id: str) -> str:
+        """How to rebuild ``video_id``'s data (the stage that wrote this kind of bank)."""
+        stage = writer_stage(self.spec.kind)
+        return (
+            f"re-extract that video: `stad bank repair {self.uri} {video_id}` deletes its group, then re-run "
+            f"`stad run {stage}` (it redoes only that video); or `stad run {stage} --force` redoes every video"
+        )
+
+    def damaged(self, info: Any, array: str, chunk: str, exc: BaseException) -> BankError:
+        """The one error for a chunk that does not decode (``info``: the video's VideoInfo)."""
+        return BankError(
+            f"damaged chunk in bank {self.uri}: video {info.video_id!r} ({info.version}), array {array!r}, "
+            f"chunk {chunk} -- {type(exc).__name__}: {str(exc).rstrip('.')}. "
+            f"To recover, {self.recovery(info.video_id)} (`stad bank verify {self.uri}` lists every damaged chunk)"
+        )
+
+    def _gone(self, infos: Sequence[Any]) -> BankError:
+        names = sorted({f"{i.video_id!r} ({i.version})" for i in infos})
+        return BankError(
+            f"chunks of {', '.join(names)} are gone -- the video was re-written or deleted since this "
+            "reader loaded it (call refresh()), or the bank is damaged (run `stad bank verify`)"
+        )
+
+    def _read(self, info: Any, array: Any, rows: slice | None = None) -> np.ndarray:
+        """``array[rows]`` (default: all rows) as numpy, for ``info``'s video; a chunk that does not
+        decode raises one :class:`BankError` naming it (found by re-reading chunk by chunk)."""
+        sel = slice(0, array.shape[0]) if rows is None else rows
+        try:
+            return np.asarray(array[sel])
+        except (ChunkNotFoundError, FileNotFoundError):
+            raise self._gone([info]) from None
+        except Exception as exc:
+            if not is_damage(exc):
+                raise
+            start, stop, _ = sel.indices(array.shape[0])
+            c, cause = find_damage(array, start, stop) or (start // max(1, int(array.chunks[0])), exc)
+            raise self.damaged(info, array.basename, chunk_name(array, c), cause) from None
 
     def preload(self, videos: Sequence[str] | None = None, *, on_progress: ProgressFn | None = None) -> int:
         """Load the small per-video state (offsets, timestamps) of ``videos`` (default: all) now,
@@ -178,29 +290,39 @@ class RowReader:
         out: list[np.ndarray | None] = [None] * len(wanted)
         raw = [i for i, (s, _) in enumerate(wanted) if s.raw is not None]
         try:
-            if raw:
-                blobs = RawChunks.read_many([(wanted[i][0].raw, wanted[i][1]) for i in raw])  # type: ignore[misc]
-                for i, blob in zip(raw, blobs, strict=True):
-                    state, c = wanted[i]
-                    out[i] = state.raw.decode(blob, c)  # type: ignore[union-attr]
-            rest = [i for i, (s, _) in enumerate(wanted) if s.raw is None]
-            if rest:
-
-                async def fetch() -> list[Any]:
-                    return await asyncio.gather(*(
-                        wanted[i][0].big.async_array.getitem(
-                            (slice(wanted[i][1] * wanted[i][0].chunk, (wanted[i][1] + 1) * wanted[i][0].chunk),)
-                        ) for i in rest
-                    ))
-
-                for i, arr in zip(rest, sync(fetch()), strict=True):
-                    out[i] = np.asarray(arr)
+            pairs = [(wanted[i][0].raw, wanted[i][1]) for i in raw]
+            blobs = RawChunks.read_many(pairs) if raw else []  # type: ignore[arg-type]
         except (ChunkNotFoundError, FileNotFoundError):
-            names = sorted({f"{s.info.video_id!r} ({s.info.version})" for s, _ in wanted})
-            raise BankError(
-                f"chunks of {', '.join(names)} are gone -- the video was re-written or deleted since this "
-                "reader loaded it (call refresh()), or the bank is damaged (run `stad bank verify`)"
-            ) from None
+            raise self._gone([s.info for s, _ in wanted]) from None
+        for i, blob in zip(raw, blobs, strict=True):
+            state, c = wanted[i]
+            try:
+                out[i] = state.raw.decode(blob, c)  # type: ignore[union-attr]
+            except Exception as exc:
+                if not is_damage(exc):
+                    raise
+                key = state.raw.key(c)  # type: ignore[union-attr]
+                raise self.damaged(state.info, state.big.basename, key, exc) from None
+        rest = [i for i, (s, _) in enumerate(wanted) if s.raw is None]
+        if rest:
+
+            async def fetch() -> list[Any]:
+                return await asyncio.gather(*(
+                    wanted[i][0].big.async_array.getitem(
+                        (slice(wanted[i][1] * wanted[i][0].chunk, (wanted[i][1] + 1) * wanted[i][0].chunk),)
+                    ) for i in rest
+                ), return_exceptions=True)
+
+            results = sync(fetch())
+            for i, arr in zip(rest, results, strict=True):
+                if isinstance(arr, (ChunkNotFoundError, FileNotFoundError)):
+                    raise self._gone([s.info for s, _ in wanted]) from None
+                if isinstance(arr, BaseException):
+                    state, c = wanted[i]
+                    if is_damage(arr):
+                        raise self.damaged(state.info, state.big.basename, chunk_name(state.big, c), arr) from None
+                    raise arr
+                out[i] = np.asarray(arr)
         return out  # type: ignore[return-value]
 
     def _chunk(self, state: _Video, c: int, batch: dict[Hashable, np.ndarray] | None = None) -> np.ndarray:
@@ -258,7 +380,7 @@ class RowReader:
         """All rows of a video, time-sorted (features [R, D] in the bank dtype)."""
         state = self._video(video_id)
         small = self._small(state)
-        features = state.big[state.base : state.base + state.info.rows]
+        features = self._read(state.info, state.big, slice(state.base, state.base + state.info.rows))
         return ActorRows(
             features, small["boxes"], small["scores"], state.timestamps, small["person_ids"], state.info.source
         )
@@ -345,7 +467,8 @@ class RowReader:
     def read_context(self, video_id: str) -> ContextMaps:
         """All context maps of a video: maps [K, C, h, w], timestamps [K]."""
         state = self._video(video_id, "context")
-        return ContextMaps(state.big[state.base : state.base + state.info.rows], state.timestamps)
+        return ContextMaps(self._read(state.info, state.big, slice(state.base, state.base + state.info.rows)),
+                           state.timestamps)
 
     def context(self, video_id: str, t: float) -> np.ndarray:
         """Context map [C, h, w] of keyframe ``t``."""

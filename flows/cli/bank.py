@@ -200,24 +200,68 @@ def nn(
 
 
 @bank_app.command()
-def verify(uri: Uri) -> None:
-    """Decompress and check every complete video's arrays; exit 1 if anything is wrong."""
+def verify(
+    uri: Uri,
+    quick: Annotated[bool, typer.Option("--quick", help="Metadata, chunk presence and the small arrays only; "
+                                                        "no feature decode, so no checksum checks")] = False,
+) -> None:
+    """Decode every chunk of every complete video (checksums checked) and check it against the spec;
+    list each damaged chunk (video, array, chunk) and exit 1 if anything is wrong."""
+    from rich.markup import escape
+
     from flows.cli.progress import progress_bar
     from stad_core.errors import StadError
-    from storage.verify import verify_bank
+    from storage.reading import writer_stage
+    from storage.verify import check_bank
 
     bank = _open(uri)
     with progress_bar("Verifying") as cb:
-        problems = verify_bank(bank, on_progress=cb)
+        result = check_bank(bank, quick=quick, on_progress=cb)
     console = _console()
-    for p in problems:
-        console.print(f"[red]{p}[/]")
+    for p in result.problems:
+        console.print(f"[red]{escape(f'{uri}: {p}')}[/]", soft_wrap=True, highlight=False)
+    if result.no_checksums:
+        shown = ", ".join(result.no_checksums[:5]) + (", ..." if len(result.no_checksums) > 5 else "")
+        console.print(f"[yellow]no checksums[/]: {len(result.no_checksums)} of {result.videos} videos ({shown}) "
+                      "(written before checksums): damage that still decodes goes unnoticed there "
+                      "(re-extracting a video adds them)", soft_wrap=True)
     stale = bank.stale_versions()
     if stale:
         console.print(f"{len(stale)} stale version(s) left by interrupted writers (`stad bank gc {uri}` removes them)")
-    if problems:
-        raise StadError(f"{len(problems)} problem(s) in {uri}; re-write the videos named above")
-    console.print(f"[green]ok[/]: {len(bank.videos())} complete videos checked")
+    if result.problems:
+        damaged = result.damaged_videos
+        stage = writer_stage(bank.spec.kind)
+        raise StadError(
+            f"{len(result.problems)} problem(s) in {len(damaged)} video(s) of {uri}; re-extract them: "
+            f"`stad bank repair {uri} {' '.join(damaged)}`, then `stad run {stage}` redoes only those videos"
+        )
+    what = "metadata checked (--quick)" if quick else f"{result.chunks} chunks decoded"
+    console.print(f"[green]ok[/]: {result.videos} complete videos checked, {what}")
+
+
+@bank_app.command()
+def repair(
+    uri: Uri,
+    videos: Annotated[list[str], typer.Argument(help="Video ids to delete (e.g. the ones `stad bank verify` names)")],
+) -> None:
+    """Delete damaged videos so the next run of the stage that wrote the bank redoes exactly them.
+
+    Also un-marks the bank's stage output as complete (its `_stage.json`), so a plain
+    `stad run extract` (or `acfb`) re-runs and skips every video still complete.
+    """
+    from storage.reading import writer_stage
+    from storage.verify import repair_videos
+
+    bank = _open(uri, "a")
+    done = repair_videos(bank, videos)
+    console = _console()
+    console.print(f"deleted {len(done.deleted)} video(s) from {uri}: {', '.join(done.deleted)}", soft_wrap=True)
+    stage = writer_stage(bank.spec.kind)
+    if done.stage_record:
+        console.print(f"removed {done.stage_record}: the next `stad run {stage}` redoes only these videos",
+                      soft_wrap=True)
+    else:
+        console.print(f"re-write these videos (e.g. `stad run {stage}` on the workspace holding this bank)")
 
 
 @bank_app.command()

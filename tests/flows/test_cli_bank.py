@@ -68,3 +68,39 @@ def test_errors_are_stad_errors(bank_dir: Path) -> None:
     assert "not in bank" in str(result.exception)
     result = runner.invoke(app, ["bank", "info", str(bank_dir / "missing")])
     assert isinstance(result.exception, StadError) and "no bank" in str(result.exception)
+
+
+def test_verify_names_damaged_chunks_and_repair_deletes_them(tmp_path: Path) -> None:
+    import json
+
+    from storage.banks import ROOT_KEY
+
+    uri = str(tmp_path / "lfb.zarr")
+    bank = open_bank(uri, "a", make_spec(), chunk_bytes=32 * 16 * 2)
+    for seed, vid in enumerate(("vidA", "vidB")):
+        bank.write_video(vid, make_rows(seed, seconds=60))
+    chunk = tmp_path / "lfb.zarr" / "videos" / "vidB" / "v1" / "features" / "c" / "1" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[40:61] = bytes(21)  # bytes overwritten inside a features chunk
+    chunk.write_bytes(bytes(data))
+
+    result = runner.invoke(app, ["bank", "verify", uri], terminal_width=200)
+    assert result.exit_code == 1 and isinstance(result.exception, StadError)
+    assert "video vidB: array features, chunk videos/vidB/v1/features/c/1/0: unreadable" in result.output
+    assert "checksum" in result.output and "vidA" not in result.output
+    assert f"stad bank repair {uri} vidB" in str(result.exception)
+    assert "ok: 2 complete videos checked, metadata checked (--quick)" in _ok("verify", "--quick", uri)
+
+    assert "deleted 1 video(s)" in _ok("repair", uri, "vidB")
+    assert "ok: 1 complete videos checked" in _ok("verify", uri)
+    result = runner.invoke(app, ["bank", "repair", uri, "nope"])
+    assert isinstance(result.exception, StadError) and "not in bank" in str(result.exception)
+
+    old = tmp_path / "old.zarr"  # a bank from before checksums: no "checksum" attribute
+    old_bank = open_bank(str(old), "a", make_spec(), checksum=False)
+    old_bank.write_video("vidC", make_rows(3, seconds=30))
+    doc = json.loads((old / "zarr.json").read_text())
+    del doc["attributes"][ROOT_KEY]["checksum"]
+    (old / "zarr.json").write_text(json.dumps(doc))
+    out = _ok("verify", str(old))
+    assert "no checksums: 1 of 1 videos (vidC)" in out and "ok: 1 complete videos" in out
