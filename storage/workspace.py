@@ -24,7 +24,7 @@ import json
 import os
 import posixpath
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -305,11 +305,6 @@ class Workspace:
         if not fs.exists(path):
             return []
         return [posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False) if fs.isdir(p)]
-
-
-def stage_record(ws: Workspace, ref: StageRef) -> StageRef:
-    """``ref`` re-resolved in ``ws`` (a ref handed over from another process or workspace copy)."""
-    return replace(ref, uri=join(ws.root, ref.path_in_workspace))
 
 
 def _modified(info: Mapping[str, Any]) -> float:
