@@ -19,8 +19,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.cluster import await_result, check_worker_imports
-from flows.registry import resolve_config
 from flows.gpu import GpuFallback, check_dask_gpus, ensure_gpu_limit, gpu_device, submit_task, using_dask_runner
+from flows.registry import resolve_config
 from stad_core.config import StageConfig
 from stad_core.errors import StadError
 from storage.resume import VideoResult
