@@ -47,7 +47,7 @@ cfg = json.loads(sys.argv[2])
 from stad_core.extract import ExtractConfig
 from stad_core.train import TrainConfig
 ex = run_stage("extract", ExtractConfig(**cfg["extract"]), sys.argv[1])
-print(json.dumps({"extract": ex.counts}), flush=True)
+print(json.dumps({"extract": ex.counts, "extract_reused": ex.reused}), flush=True)
 tr = run_stage("train", TrainConfig(**cfg["train"]), sys.argv[1])
 print(json.dumps({"train": tr.counts}), flush=True)
 ev = run_stage("evaluate", demo_config().evaluate.model_copy(update={"plots": False}), sys.argv[1],
@@ -133,7 +133,8 @@ def kills(base: Path, run_cfg: dict[str, Any], reference: dict[str, str], second
         if again.returncode != 0:
             print(f"  kill {i}: the re-run failed:\n{err[-2000:]}")
             continue
-        ran = _lines(out)["extract"].get("ran", 0)
+        lines = _lines(out)
+        ran = 0 if lines["extract_reused"] else lines["extract"].get("ran", 0)  # a reused stage computed nothing
         duplicates += max(0, ran - (4 - done_before))
         same = fingerprint(ws) == reference
         identical += same
@@ -179,8 +180,14 @@ def writers(base: Path, run_cfg: dict[str, Any], reference: dict[str, str], env:
         procs = [subprocess.Popen([sys.executable, "-c", script, str(ws), json.dumps(run_cfg["extract"])], cwd=ROOT,
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(count)]
-        ran = sum(json.loads(p.communicate(timeout=900)[0].strip().splitlines()[-1])["ran"] for p in procs)
-        duplicates += ran - 4
+        ran = 0
+        for proc in procs:
+            out, err = proc.communicate(timeout=900)
+            if proc.returncode != 0:
+                print(f"  a writer failed:\n{err[-2000:]}", flush=True)
+                continue
+            ran += json.loads(out.strip().splitlines()[-1])["ran"]
+        duplicates += max(0, ran - 4)
         # Finish the rest of the chain once, then compare everything.
         _run(ws, run_cfg, env).communicate(timeout=900)
         same = fingerprint(ws) == reference

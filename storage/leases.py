@@ -74,12 +74,16 @@ def _create_exclusive(uri: str, data: bytes) -> bool:
     if is_local(uri):
         path = local_path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole under a unique name, then hard-linked into place: the link fails if the lease
+        # exists, and a reader never sees a half-written one (which it would take for a dead holder's).
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        tmp.write_bytes(data)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.link(tmp, path)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        finally:
+            tmp.unlink(missing_ok=True)
         return True
     fs, path = fs_for(uri)
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
