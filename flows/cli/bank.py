@@ -72,6 +72,7 @@ def info(uri: Uri) -> None:
     with progress_bar("Reading", disable=False) as cb:
         summary = bank_summary(bank, on_progress=cb)
     table.add_row("codec", bank.codec)
+    table.add_row("checksum", "crc32c per chunk (verify names videos written without)" if bank.checksum else "none")
     table.add_row("chunk target", _size(bank.chunk_bytes))
     table.add_row("videos (complete)", str(len(summary.videos)))
     table.add_row("videos (incomplete)", ", ".join(summary.incomplete) or "0")
@@ -170,7 +171,7 @@ def stats(uri: Uri) -> None:
             t = totals.setdefault(name, [0, 0])
             t[0] += arr.nbytes
             t[1] += arr.nbytes_stored()
-            meta[name] = (str(arr.chunks), type(arr.compressors[0]).__name__ if arr.compressors else "none")
+            meta[name] = (str(arr.chunks), " + ".join(type(c).__name__ for c in arr.compressors) or "none")
     for name, (raw, stored) in sorted(totals.items()):
         arrays.add_row(name, _size(raw), _size(stored), f"{raw / max(stored, 1):.2f}x", *meta[name])
     console.print(arrays)
