@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from stad_core.config import build_config
 from stad_core.errors import StadError
-from stad_core.ingest import IngestConfig, ManifestEntry, build_manifest, manifest_entries, read_manifest
+from stad_core.ingest import IngestConfig, ManifestEntry, build_manifest, manifest_entries, read_manifest, table_hash
 from storage.stages.base import Finished, Stage, StagePlan
 from storage.stages.progress import stage_progress
 from storage.stages.synth import dataset_files
@@ -80,18 +80,24 @@ def finish(plan: StagePlan, device: str) -> Finished:
     ws = Workspace(plan.shared["workspace"])
     result = build_manifest(config.model_copy(update={"out_dir": str(local_path(plan.ref.uri))}),
                             on_progress=stage_progress(NAME))
-    _relative_manifest_paths(ws, plan.ref.path(MANIFEST))
+    content_hash = _relative_manifest_paths(ws, plan.ref.path(MANIFEST))
     write_text(plan.ref.path(DATASET), json.dumps(DatasetFiles.from_config(config, ws).to_json(), indent=1))
     counts = {"videos": result.num_videos, "keyframes": result.num_keyframes, "rejects": result.num_rejects}
     # The manifest's content hash joins the identity that downstream stages see.
-    return Finished(counts, inputs={"manifest": result.content_hash})
+    return Finished(counts, inputs={"manifest": content_hash})
 
 
-def _relative_manifest_paths(ws: Workspace, uri: str) -> None:
+def _relative_manifest_paths(ws: Workspace, uri: str) -> str:
+    """Rewrite the manifest's video paths workspace-relative where they lie inside it; returns the
+    content hash of the result (the same wherever the workspace is)."""
     path = local_path(uri)
     table = read_manifest(path)
     column = pa.array([ws.relative(p) for p in table.column("path").to_pylist()], pa.string())
-    write_parquet(table.set_column(table.schema.get_field_index("path"), "path", column), path)
+    table = table.set_column(table.schema.get_field_index("path"), "path", column)
+    content_hash = table_hash(table)
+    meta = {**(table.schema.metadata or {}), b"stad.content_hash": content_hash.encode()}
+    write_parquet(table.replace_schema_metadata(meta), path)
+    return content_hash
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,8 @@ def dataset_of(ref: StageRef) -> DatasetFiles:
     try:
         data = json.loads(read_text(uri))
     except FileNotFoundError:
-        raise StadError(f"{ref.uri} has no {DATASET} (written by an older stad): re-run `stad run ingest --force`") from None
+        raise StadError(f"{ref.uri} has no {DATASET} (written by an older stad): "
+                        "re-run `stad run ingest --force`") from None
     ws = workspace_of(ref)
     return DatasetFiles({k: ws.uri(v) for k, v in data["splits"].items()},
                         tuple(ws.uri(p) for p in data["exclusions"]),
