@@ -196,7 +196,11 @@ def register(app: typer.Typer) -> None:
         interval: list[str] = typer.Option(None, "--interval", help="NAME=SECONDS: run a deployment every SECONDS."),
         limit: int | None = typer.Option(None, "--limit", help="Most flow runs executing at once."),
     ) -> None:
-        """Serve every stage + pipeline as Prefect deployments (long-running; needs PREFECT_API_URL)."""
+        """Serve every stage + pipeline as Prefect deployments (long-running). Uses PREFECT_API_URL, else
+        the background server `stad run` uses (started if needed; `stad server status` prints its URL)."""
+        from flows.server import ensure_server
+
+        typer.echo(f"Prefect API: {ensure_server()}")  # before Prefect is imported
         from flows.deployments import parse_assignments, serve_deployments
 
         serve_deployments(
