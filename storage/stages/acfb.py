@@ -21,7 +21,7 @@ from stad_core.heads import acar_architecture
 from stad_core.train import BankSet, TrainConfig, infer_actor_context, load_trained_head
 from storage import open_bank, open_reader
 from storage.exports import sha256_file
-from storage.stages.base import Finished, Stage, StagePlan, VideoWork
+from storage.stages.base import Finished, Stage, StagePlan, VideoWork, model_slot
 from storage.stages.train import (
     CHECKPOINT,
     METRICS,
@@ -112,8 +112,9 @@ def acar_rows(*, video_id: str, stage_uri: str, device: str, force: bool, acar_c
     head = _acar(path, sha256_file(path))
     bank = open_bank(f"{stage_uri.rstrip('/')}/{ACTOR_CONTEXT}", "a", spec)
     rows = 0
-    for vid, found in infer_actor_context(head.to(device), open_banks(extract), videos=[video_id],
-                                          device=device):
+    with model_slot(device):
+        found_rows = list(infer_actor_context(head.to(device), open_banks(extract), videos=[video_id], device=device))
+    for vid, found in found_rows:
         # The head computes in float32; the bank stores its spec's dtype (the long-term bank's).
         bank.write_video(vid, replace(found, features=found.features.astype(spec.numpy_dtype, copy=False)))
         rows += len(found)

@@ -16,7 +16,9 @@ orchestrator can run them in other processes (Dask workers); they return small c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,20 @@ from stad_core.config import StageConfig
 from storage.workspace import StageRef, Workspace
 
 Counts = dict[str, int]
+
+# One model forward at a time on the CPU of a process: one forward already uses every core, so
+# running several videos at once would only multiply memory. GPU work is throttled per device instead.
+_CPU_SLOT = threading.Semaphore(1)
+
+
+@contextmanager
+def model_slot(device: str) -> Iterator[None]:
+    """Hold the process's CPU model slot for the block (no-op on a GPU: the orchestrator throttles those)."""
+    if device == "cpu":
+        with _CPU_SLOT:
+            yield
+    else:
+        yield
 
 
 @dataclass(frozen=True)

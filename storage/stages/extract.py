@@ -8,9 +8,6 @@ bank(s) list it complete. Person ids travel with the detections into the bank's 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -18,7 +15,7 @@ from stad_core.banks import BankSpec
 from stad_core.extract import ExtractConfig, VideoJob, extract_features
 from storage import open_bank
 from storage.exports import backbone_info, cached_backbone
-from storage.stages.base import Finished, Stage, StagePlan, VideoWork
+from storage.stages.base import Finished, Stage, StagePlan, VideoWork, model_slot
 from storage.stages.detect import detections_uri
 from storage.stages.ingest import dataset_of, videos_of
 from storage.tables import read_detections
@@ -29,11 +26,6 @@ NAME = "extract"
 LONG_TERM = "long_term.zarr"
 CONTEXT = "context.zarr"
 _FILES = {"long_term": LONG_TERM, "context": CONTEXT}
-
-# On a CPU one forward already uses every core: running several videos at once would only multiply
-# memory. GPU work is throttled per device by the orchestrator instead.
-_CPU_SLOT = threading.Semaphore(1)
-
 
 def bank_uris(ref: StageRef) -> dict[str, str]:
     """``{"long_term": uri, "context": uri}`` of an extract output (context only if it has one)."""
@@ -86,7 +78,7 @@ def extract_video(*, video_id: str, stage_uri: str, device: str, config: Extract
     """Extract one video's actor rows (and context maps) into the stage's banks."""
     banks = {kind: open_bank(f"{stage_uri.rstrip('/')}/{_FILES[kind]}", "a", spec) for kind, spec in specs.items()}
     job = VideoJob(video_id, path, _detections(detections).get(video_id, []), time_offset=time_offset)
-    with _slot(device):
+    with model_slot(device):
         summary = extract_features([job], cached_backbone(finetune_uri), banks["long_term"], config,
                                    context_writer=banks.get("context"), device=device, force=force)
     return {"rows": summary.rows, "clips": summary.clips}
@@ -99,15 +91,6 @@ def bank_complete(*, video_id: str, stage_uri: str, specs: dict[str, BankSpec], 
 
 def finish(plan: StagePlan, device: str) -> Finished:
     return Finished({"context": int("context" in plan.shared["specs"])})
-
-
-@contextmanager
-def _slot(device: str) -> Iterator[None]:
-    if device == "cpu":
-        with _CPU_SLOT:
-            yield
-    else:
-        yield
 
 
 def _detections(uri: str) -> dict[str, list[Any]]:
