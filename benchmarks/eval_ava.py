@@ -5,14 +5,20 @@ persons, one detection box per person (plus some spurious boxes) with a score fo
 evaluated classes, i.e. ~11M detection rows (~0.6 GB of CSV) -- writes it with vectorised CSV
 writing into a temporary folder, then evaluates it with ``stad_core.evaluation.evaluate_files``
 in a fresh subprocess and prints wall time (reading included: ``read_ava_csv``, whose fast path
-takes the clean file), peak RSS and the mAP.
+takes the clean file), CPU time, peak RSS and the mAP.
 
-Target (issue): under 10 s and under 2 GB on 2 cores. The official ActivityNet evaluator needs
-~270 s CPU and ~1.8 GB on this size. Timings are indicative on a shared machine.
+``--baseline DIR`` evaluates the same files with another source tree side by side (``DIR`` holds
+its ``stad_core``, e.g. ``git worktree add /tmp/base <rev>`` or ``git archive <rev> stad_core |
+tar -x -C DIR``); runs alternate (baseline, current, baseline, ...) and each path reports its best
+of ``--repeat`` runs, so both see the same machine state. The two mAPs must be the same float.
+
+Target (issue #18): under 3 s wall and 1.5 GB at this size. The official ActivityNet evaluator
+needs ~270 s CPU and ~1.8 GB. Timings are indicative on a shared machine.
 
     python benchmarks/eval_ava.py                    # full size
     python benchmarks/eval_ava.py --videos 4         # quick run
-    python benchmarks/eval_ava.py --keep DIR         # keep the files (e.g. to run another evaluator)
+    python benchmarks/eval_ava.py --keep DIR         # keep the files (reused by the next run)
+    python benchmarks/eval_ava.py --keep DIR --baseline /tmp/base --repeat 3 --variants
 """
 
 from __future__ import annotations
@@ -41,20 +47,23 @@ AVA_60 = (
 # Peak memory is VmHWM of the child's own address space: ru_maxrss would inherit the parent's
 # high-water mark across fork + exec (Linux keeps it), i.e. the generator's memory.
 EVAL_SNIPPET = """
-import json, resource, sys, time
+import json, os, resource, sys, time
+if os.environ.get("STAD_BENCH_SOURCE"):
+    sys.path.insert(0, os.environ["STAD_BENCH_SOURCE"])  # ahead of the cwd and the installed tree
 def hwm_mb():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 t0 = time.perf_counter()
+import stad_core
 from stad_core.evaluation import evaluate_files
 t1 = time.perf_counter()
 c1 = time.process_time()
-r = evaluate_files(*sys.argv[1:5], protocol=sys.argv[5])
+r = evaluate_files(*sys.argv[1:4], sys.argv[4] or None, protocol=sys.argv[5], variant=sys.argv[6])
 t2 = time.perf_counter()
 c2 = time.process_time()
 print(json.dumps({"import_s": t1 - t0, "evaluate_s": t2 - t1, "mAP": r.mAP, "cpu_s": c2 - c1,
-                  "peak_rss_mb": hwm_mb(), "stats": r.stats}))
+                  "peak_rss_mb": hwm_mb(), "stats": r.stats, "source": os.path.dirname(os.path.dirname(stad_core.__file__))}))
 """
 
 
@@ -128,6 +137,28 @@ def generate(out: Path, *, videos: int, keyframes: int, persons: float, seed: in
     return paths
 
 
+def evaluate(paths: dict[str, Path], protocol: str, variant: str, source: Path | None) -> dict:
+    """One evaluation in a fresh interpreter (``source``: another tree's ``stad_core`` first on
+    the path); returns the snippet's figures plus ``wall_s`` of the whole subprocess."""
+    files = [str(paths[k]) for k in ("labelmap", "groundtruth", "detections")]
+    files.append(str(paths["exclusions"]) if protocol == "2019" else "")
+    cmd = [sys.executable, "-c", EVAL_SNIPPET, *files, protocol, variant]
+    env = dict(os.environ)
+    env.pop("STAD_BENCH_SOURCE", None)
+    if source is not None:
+        env["STAD_BENCH_SOURCE"] = str(source.resolve())
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"evaluation failed ({source or 'current tree'}):\n{proc.stderr}")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res["wall_s"] = wall
+    if source is not None and Path(res["source"]).resolve() != source.resolve():
+        sys.exit(f"the baseline run imported stad_core from {res['source']}, not {source}")
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=64)
@@ -135,32 +166,51 @@ def main() -> None:
     parser.add_argument("--persons", type=float, default=3.0, help="mean persons per keyframe")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--protocol", default="2019")
-    parser.add_argument("--keep", type=Path, help="write the files here and keep them")
+    parser.add_argument("--variants", action="store_true", help="also protocol 2020 and the mmaction2/pyslowfast variants")
+    parser.add_argument("--keep", type=Path, help="write the files here and keep them (reused when present)")
+    parser.add_argument("--baseline", type=Path, help="a folder holding another revision's stad_core, run side by side")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per path; the best is reported")
     args = parser.parse_args()
 
     out = args.keep or Path(tempfile.mkdtemp(prefix="stad-eval-bench-"))
     out.mkdir(parents=True, exist_ok=True)
     try:
-        t = time.perf_counter()
-        paths = generate(out, videos=args.videos, keyframes=args.keyframes, persons=args.persons, seed=args.seed)
-        gen_s = time.perf_counter() - t
+        names = {"labelmap": "labelmap.pbtxt", "groundtruth": "gt.csv", "detections": "det.csv", "exclusions": "excluded.csv"}
+        paths = {k: out / v for k, v in names.items()}
+        if args.keep is not None and all(p.exists() for p in paths.values()):
+            print(f"reusing the files in {out} (delete them to regenerate with other options)")
+        else:
+            t = time.perf_counter()
+            paths = generate(out, videos=args.videos, keyframes=args.keyframes, persons=args.persons, seed=args.seed)
+            print(f"generated in {time.perf_counter() - t:.1f} s")
         det_rows = sum(1 for _ in open(paths["detections"], "rb"))
         size_gb = paths["detections"].stat().st_size / 1e9
-        print(f"generated {det_rows:,} detection rows ({size_gb:.2f} GB CSV) in {gen_s:.1f} s")
-        cmd = [sys.executable, "-c", EVAL_SNIPPET] + [str(paths[k]) for k in ("labelmap", "groundtruth", "detections", "exclusions")] + [args.protocol]
-        t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            sys.exit(f"evaluation failed:\n{proc.stderr}")
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"evaluate_files (read + evaluate): {res['evaluate_s']:.2f} s wall")
-        print(f"subprocess total (incl. interpreter start + imports {res['import_s']:.2f} s): {wall:.2f} s")
-        print(f"evaluate_files CPU time (user + sys, all threads): {res['cpu_s']:.2f} s")
-        print(f"machine load average at the end: {os.getloadavg()[0]:.1f} (2 cores; wall times are indicative)")
-        print(f"peak RSS of the evaluating process (VmHWM): {res['peak_rss_mb']:.0f} MB")
-        print(f"mAP@0.5IOU: {res['mAP']:.6f}")
-        print("rows: " + ", ".join(f"{k}={v:,}" for k, v in res["stats"].items()))
+        print(f"{det_rows:,} detection rows ({size_gb:.2f} GB CSV)")
+        runs = [(args.protocol, "official")]
+        if args.variants:
+            runs += [r for r in (("2019", "official"), ("2020", "official"), ("2019", "mmaction2"), ("2019", "pyslowfast")) if r not in runs]
+        sources: list[tuple[str, Path | None]] = [("current", None)]
+        if args.baseline is not None:
+            sources.insert(0, ("baseline", args.baseline))
+        for protocol, variant in runs:
+            results: dict[str, list[dict]] = {name: [] for name, _ in sources}
+            for _ in range(args.repeat):
+                for name, source in sources:
+                    results[name].append(evaluate(paths, protocol, variant, source))
+            print(f"\n== protocol {protocol}, variant {variant} (best of {args.repeat}) ==")
+            print(f"{'path':<9} {'evaluate_files wall':>20} {'CPU (all threads)':>18} {'subprocess wall':>16} {'peak RSS':>9}  mAP")
+            for name, res in results.items():
+                best = min(res, key=lambda r: r["evaluate_s"])
+                print(
+                    f"{name:<9} {best['evaluate_s']:>18.2f} s {min(r['cpu_s'] for r in res):>16.2f} s "
+                    f"{min(r['wall_s'] for r in res):>14.2f} s {min(r['peak_rss_mb'] for r in res):>6.0f} MB  {best['mAP']!r}"
+                )
+            maps = {repr(r["mAP"]) for res in results.values() for r in res}
+            if len(maps) > 1:
+                print(f"MISMATCH: the mAPs differ: {sorted(maps)}")
+            last = results["current"][-1]
+            print("rows: " + ", ".join(f"{k}={v:,}" for k, v in last["stats"].items()))
+        print(f"\nmachine load average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores; wall times are indicative)")
     finally:
         if args.keep is None:
             shutil.rmtree(out, ignore_errors=True)

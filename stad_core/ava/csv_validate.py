@@ -364,7 +364,15 @@ def _check_known_actions(
     low, high = bounds
     if 0 <= high - low < len(ids) + 1 and np.isin(np.arange(low, high + 1), ids).all():
         return  # every id between the column's min and max is known: no per-row pass
-    unknown = problems.valid(~np.isin(action, ids) & (action >= 1))
+    if len(ids) and ids[0] >= 0 and high < 1 << 24 and low >= -1:
+        # A lookup table instead of np.isin's sort: one gather over the (large) column.
+        lut = np.zeros(max(int(high), int(ids[-1])) + 2, dtype=bool)  # last slot: -1
+        lut[ids] = True
+        lut[-1] = True  # -1 is caught by ``action >= 1`` below
+        outside = ~lut[action]
+    else:
+        outside = ~np.isin(action, ids)
+    unknown = problems.valid(outside & (action >= 1))
     problems.tolerate(
         unknown,
         lambda r: f"action id {int(action[r])} is not in {known_from}",

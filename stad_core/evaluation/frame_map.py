@@ -32,7 +32,7 @@ from stad_core.evaluation.ap import precision_recall, voc_average_precision
 from stad_core.evaluation.groups import class_groups
 from stad_core.evaluation.matching import best_ground_truth, first_claims
 from stad_core.evaluation.rules import EvalRules, rules_for
-from stad_core.evaluation.topk import top_k_per_keyframe
+from stad_core.evaluation.topk import float_order_key32, top_k_per_keyframe
 
 _TIME_BITS = 40
 _MAX_TIME_CODE = (1 << _TIME_BITS) - 1
@@ -296,9 +296,7 @@ def evaluate_frame_map(
     # order, inside a keyframe by descending score (file order for PySlowFast), equal scores in
     # file order. Restricted to one keyframe and class, this is also the visiting order of the
     # greedy matching.
-    order = np.arange(len(det.cls)) if rules.match_in_file_order else np.argsort(-det.score, kind="stable")
-    n_images = int(det.image_rank.max(initial=0)) + 1
-    order = order[np.argsort((det.cls.astype(np.int64) * n_images + det.image_rank)[order], kind="stable")]
+    order = _class_lists_order(det, n_classes, by_score=not rules.match_in_file_order)
     tp = _match(gt, det, order, n_classes, rules, iou_threshold)
 
     # ---- AP per class
@@ -340,6 +338,52 @@ def evaluate_frame_map(
         iou_threshold=iou_threshold,
         stats=stats,
     )
+
+
+def _class_lists_order(det: _Detections, n_classes: int, *, by_score: bool) -> np.ndarray:
+    """``[D]`` permutation: by class, then keyframe (``image_rank``), then descending score (when
+    ``by_score``), equal scores in file order -- two stable sorts' result, with one.
+
+    The score enters as its float32 order key packed below the (class, keyframe) group, so one
+    stable sort of uint64 does it; groups where distinct float64 scores share a float32 key
+    (rare) are re-sorted exactly afterwards.
+    """
+    n_images = int(det.image_rank.max(initial=0)) + 1
+    score = det.score
+    if (by_score and n_classes * n_images >= 1 << 31) or not bool(np.isfinite(score).all()):
+        order = np.argsort(-score, kind="stable") if by_score else np.arange(len(score))
+        return order[np.argsort((det.cls.astype(np.int64) * n_images + det.image_rank)[order], kind="stable")]
+    # First a stable radix sort by class (16-bit keys): rows are then already in keyframe order
+    # within a class when keyframes come in file order, so the stable (run-detecting) sort below
+    # has little left to do. Ties keep file order through both sorts.
+    cls_key = det.cls.astype(np.int16) if n_classes < 1 << 15 else det.cls
+    by_class = np.argsort(cls_key, kind="stable")
+    del cls_key
+    group = det.cls[by_class].astype(np.int64)
+    group *= n_images
+    group += det.image_rank[by_class]
+    if not by_score:
+        return by_class[np.argsort(group, kind="stable")]
+    packed = group.astype(np.uint64)
+    del group
+    packed <<= np.uint64(32)
+    packed |= ~float_order_key32(score[by_class])  # descending score = ascending complement
+    order = np.argsort(packed, kind="stable")
+    packed = packed[order]
+    order = by_class[order]
+    same = packed[1:] == packed[:-1]  # [D-1] neighbours with equal group and float32 key
+    del packed
+    if not same.any():
+        return order
+    s = score[order]
+    mixed = same & (s[1:] != s[:-1])
+    if not mixed.any():
+        return order  # equal keys are equal scores: file order is right
+    run = np.cumsum(np.r_[True, ~same])  # [D] run of equal packed keys
+    pos = np.flatnonzero(np.isin(run, run[1:][mixed]))  # those runs' positions (contiguous)
+    sub = order[pos]
+    order[pos] = sub[np.lexsort((sub, -score[sub], run[pos]))]
+    return order
 
 
 @dataclass
@@ -391,9 +435,10 @@ class _Detections:
 
     cls: np.ndarray  # [D] int32 class index
     score: np.ndarray  # [D] float64 (float32 for MMAction2's rules)
-    boxes: np.ndarray  # [D, 4]
-    gt_keyframe: np.ndarray  # [D] int64 index into _GroundTruth.keyframes, -1 if none
-    image_rank: np.ndarray  # [D] int64 keyframe order of the official per-class lists
+    boxes: np.ndarray  # [N, 4] every row's box; detection i's is boxes[box_rows[i]]
+    box_rows: np.ndarray | None  # [D] int64 row of each detection in ``boxes`` (None: row i)
+    gt_keyframe: np.ndarray  # [D] int32 index into _GroundTruth.keyframes, -1 if none
+    image_rank: np.ndarray  # [D] int32 keyframe order of the official per-class lists
 
 
 def _select_detections(
@@ -435,10 +480,9 @@ def _select_detections(
         rows = kept_rows if rows is None else rows[kept_rows]
         rank = rank[kept_rows]
         del kept_rows
-    elif rows is None:
-        rows = np.arange(n_rows)
 
-    # Per-keyframe decisions, then one gather per row.
+    # Per-keyframe decisions, then one gather per row (none while every row stays: ``rows``
+    # None means all of them, in file order).
     keep = ~np.isin(kf_keys, excluded_keys)[rank]
     stats["det_rows_excluded"] = int(np.count_nonzero(~keep))
     if rules.unknown_keyframes != "fp":
@@ -451,31 +495,42 @@ def _select_detections(
         known = np.isin(kf_keys, listed)[rank]
         stats["det_rows_on_unlisted_keyframes"] = int(np.count_nonzero(keep & ~known))
         keep &= known
-    boxes = table.boxes[rows]
     if rules.drop_degenerate:
-        proper = (boxes[:, 0] < boxes[:, 2]) & (boxes[:, 1] < boxes[:, 3])
+        b = table.boxes
+        proper = (b[:, 0] < b[:, 2]) & (b[:, 1] < b[:, 3])
+        if rows is not None:
+            proper = proper[rows]
         stats["det_rows_degenerate"] = int(np.count_nonzero(keep & ~proper))
         keep &= proper
-    rows, boxes, rank = rows[keep], boxes[keep], rank[keep]
-    stats["det_rows_evaluated"] = len(rows)
+        del proper
+    if not keep.all():
+        selected = np.flatnonzero(keep)
+        rows = selected if rows is None else rows[selected]
+        rank = rank[selected]
+        del selected
+    del keep
+    stats["det_rows_evaluated"] = len(rank)
 
     # Each keyframe's place among the ground-truth keyframes (-1: none).
     if len(gt.keyframes):
         pos = np.minimum(np.searchsorted(gt.keyframes, kf_keys), len(gt.keyframes) - 1)
-        kf_gt = np.where(gt.keyframes[pos] == kf_keys, pos, -1)
+        kf_gt = np.where(gt.keyframes[pos] == kf_keys, pos, -1).astype(np.int32)
     else:
-        kf_gt = np.full(len(kf_keys), -1, dtype=np.int64)
+        kf_gt = np.full(len(kf_keys), -1, dtype=np.int32)
     gt_keyframe = kf_gt[rank]
-    image_rank = rank.astype(np.int64)
+    image_rank = rank
     if rules.unknown_keyframes == "ignore":
         # MMAction2 walks keyframes in ground-truth file order (its detections all have GT here).
         _, gt_unique, gt_first_seen = _dense_ids(gt.key)
-        image_rank = gt_first_seen[gt_keyframe]
+        image_rank = gt_first_seen.astype(np.int32)[gt_keyframe]
     return _Detections(
-        cls=cls_all[rows],
+        cls=cls_all if rows is None else cls_all[rows],
         # MMAction2 builds float32 score arrays; the ranking sorts those very values.
-        score=table.score[rows].astype(np.float32 if rules.float32 else np.float64, copy=False),
-        boxes=boxes,
+        score=(table.score if rows is None else table.score[rows]).astype(
+            np.float32 if rules.float32 else np.float64, copy=False
+        ),
+        boxes=table.boxes,
+        box_rows=rows,
         gt_keyframe=gt_keyframe,
         image_rank=image_rank,
     )
@@ -504,11 +559,28 @@ def _match(
     gt_group_sorted = gt_group[order]
     gt_boxes_sorted = gt.boxes[order]
 
-    det_group = np.where(det.gt_keyframe >= 0, det.gt_keyframe * n_classes + det.cls, -1)
-    start = np.searchsorted(gt_group_sorted, det_group, side="left")
-    count = np.searchsorted(gt_group_sorted, det_group, side="right") - start
+    n_groups = len(gt.keyframes) * n_classes
+    index = np.int32 if n_groups < 1 << 31 and len(gt.key) < 1 << 31 else np.int64
+    det_group = det.gt_keyframe.astype(index)
+    det_group *= n_classes
+    det_group += det.cls
+    det_group[det.gt_keyframe < 0] = -1
+    if n_groups <= 4 * d + (1 << 20):
+        # Each group's first row and size from a table indexed by group (a gather per detection
+        # instead of two binary searches); the extra last slot answers det_group -1 with 0 rows.
+        group_count = np.zeros(n_groups + 1, dtype=index)
+        group_count[:n_groups] = np.bincount(gt_group_sorted, minlength=n_groups)
+        group_start = np.cumsum(group_count, dtype=index) - group_count
+        count = group_count[det_group]
+        start = group_start[det_group]
+        del group_count, group_start
+    else:
+        start = np.searchsorted(gt_group_sorted, det_group, side="left")
+        count = np.searchsorted(gt_group_sorted, det_group, side="right") - start
     cand = np.flatnonzero(count > 0)
-    best_c, iou_c = best_ground_truth(det.boxes[cand], start[cand], count[cand], gt_boxes_sorted, float32=rules.float32)
+    # Only the detections with candidate boxes need theirs: one gather of those rows.
+    cand_boxes = det.boxes[cand if det.box_rows is None else det.box_rows[cand]]
+    best_c, iou_c = best_ground_truth(cand_boxes, start[cand], count[cand], gt_boxes_sorted, float32=rules.float32)
     best = np.full(d, -1, dtype=np.int64)
     passes = np.zeros(d, dtype=bool)
     best[cand] = best_c

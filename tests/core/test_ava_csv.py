@@ -241,6 +241,25 @@ def test_fast_and_diagnostic_paths_build_the_same_table(tmp_path: Path, kind: st
     assert_same_table(*read_both_ways(path, kind, text.split("\n")[0].count(",") + 1))
 
 
+def test_split_reader_matches_the_one_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big files are parsed as two halves in two threads; forced on a small file (odd line count,
+    CRLF ends, a blank line at the end), the table equals the single reader's and the diagnostic one's."""
+    rng = np.random.default_rng(3)
+    lines = [f"v{i % 7},{902 + i % 30},{x1:.3f},{y1:.3f},{x1 + 0.2:.3f},{y1 + 0.3:.3f},{1 + i % 80},{s:.4f}"
+             for i, (x1, y1, s) in enumerate(rng.random((1001, 3)) * [0.7, 0.6, 1.0])]
+    for ending in ("\n", "\r\n"):
+        path = write(tmp_path, ending.join(lines) + ending + ending)
+        single = read_ava_csv(path, kind="detections")
+        monkeypatch.setattr(csv_fast, "SPLIT_BYTES", 0)
+        split = read_ava_csv(path, kind="detections")
+        monkeypatch.undo()
+        assert len(split) == len(single) == 1001
+        for name in ("video_index", "timestamp", "boxes", "action_id", "score", "line"):
+            np.testing.assert_array_equal(getattr(split, name), getattr(single, name), err_msg=name)
+        assert list(split.videos) == list(single.videos)
+        assert_same_table(*read_both_ways(path, "detections", 8))
+
+
 @pytest.mark.shared_data
 def test_fast_and_diagnostic_paths_agree_on_a_real_file(shared_data: Path) -> None:
     assert_same_table(*read_both_ways(shared_data / MM_GT, "groundtruth", 8))

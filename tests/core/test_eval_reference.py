@@ -119,12 +119,15 @@ class _LM:
         self.label_types = {}
 
 
+@pytest.mark.parametrize("contiguous", [False, True])  # True: each keyframe's rows together, as in AVA files
 @pytest.mark.parametrize("seed", range(40))
-def test_top_k_matches_the_heap_on_tie_heavy_streams(seed):
+def test_top_k_matches_the_heap_on_tie_heavy_streams(seed, contiguous):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 400))
     k = int(rng.choice([1, 2, 5, 17, 50]))
     kf = rng.integers(0, 4, n)
+    if contiguous:
+        kf = np.sort(kf)
     score = rng.choice([0.1, 0.2, 0.3, 0.4, -0.0, 0.0], n) if seed % 2 else rng.choice([0.25, 0.5], n)
     action = rng.integers(1, 4, n).astype(float)
     box = rng.choice([0.0, 0.5, 1.0], (n, 4))  # tuple columns y1, x1, y2, x2
