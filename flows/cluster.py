@@ -17,7 +17,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from flows.gpu import dask_gpu_workers
+from flows.gpu import GPU_RESOURCE
 from stad_core.errors import StadError
 
 PACKAGES = ("stad_core", "storage", "flows")
@@ -61,6 +61,26 @@ def check_worker_imports(address: str) -> int:
     return len(origins)
 
 
+@lru_cache(maxsize=8)
+def _watcher(address: str) -> Any:
+    """One client per scheduler for watching: a new connection per poll of every waited task would
+    cost more than the poll itself."""
+    from distributed import Client
+
+    return Client(address, timeout=10)
+
+
+def _workers(address: str) -> dict[str, float]:
+    """``{worker: GPU slots}`` now; empty when the scheduler cannot be asked (gone, or timing out)."""
+    try:
+        info = _watcher(address).scheduler_info(n_workers=-1)
+    except TypeError:  # older distributed without n_workers
+        info = _watcher(address).scheduler_info()
+    except OSError:
+        return {}
+    return {w: float(d.get("resources", {}).get(GPU_RESOURCE, 0)) for w, d in info.get("workers", {}).items()}
+
+
 def lost_seconds() -> float:
     return float(os.environ.get("STAD_DASK_LOST_SECONDS", "20"))
 
@@ -73,10 +93,7 @@ def await_result(future: Any, address: str, *, gpu: bool, poll: float = 2.0) -> 
             return future.result(timeout=poll)
         except TimeoutError:
             pass
-        try:
-            workers = dask_gpu_workers(address)
-        except StadError:
-            workers = {}  # the scheduler itself is gone: same verdict once the grace period is over
+        workers = _workers(address)
         usable = [w for w, slots in workers.items() if slots >= 1 or not gpu]
         if usable:
             missing_since = None

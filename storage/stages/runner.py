@@ -98,11 +98,10 @@ def run_stage(name: str | Stage, config: StageConfig, workspace: str | Workspace
                 result = run_one_video(stage, plan, work, device=device, force=force, wait=last)
             except Exception as exc:  # noqa: BLE001 - collected and re-raised as one error below
                 failures.append((work.video_id, exc))
-                result = None
-            if result is None and (not failures or failures[-1][0] != work.video_id):
-                deferred.append(work)
-                continue
-            if result is not None:
+            else:
+                if result is None:
+                    deferred.append(work)
+                    continue
                 results.append(result)
             report_progress(stage.name, len(results) + len(failures), len(plan.videos))
         if deferred and len(deferred) == len(pending):
