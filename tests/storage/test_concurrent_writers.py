@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,16 @@ from storage.stages.runner import run_stage
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
+# Each process imports, says it is ready, and starts when told: both start together however long
+# their imports take on a loaded machine.
 SCRIPT = """
-import json, sys
+import json, pathlib, sys, time
 from stad_core.extract import ExtractConfig
 from storage.stages.runner import run_stage
+gate = pathlib.Path(sys.argv[3])
+(gate / sys.argv[4]).touch()
+while not (gate / "go").exists():
+    time.sleep(0.05)
 ref = run_stage("extract", ExtractConfig(**json.loads(sys.argv[2])), sys.argv[1])
 print(json.dumps(ref.counts))
 """
@@ -48,9 +55,16 @@ def test_two_concurrent_extracts_split_the_videos(tmp_path: Path) -> None:
 
     extract = config.extract.model_copy(update={"num_frames": 16, "batch_size": 2})  # slow enough to overlap
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-c", SCRIPT, str(ws), extract.model_dump_json()]
-    procs = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    args = [sys.executable, "-c", SCRIPT, str(ws), extract.model_dump_json(), str(gate)]
+    procs = [subprocess.Popen([*args, f"ready{i}"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(2)]
+    deadline = time.monotonic() + 300
+    while len(list(gate.glob("ready*"))) < 2 and time.monotonic() < deadline:
+        assert all(p.poll() is None for p in procs), "a writer died while importing"
+        time.sleep(0.05)
+    (gate / "go").touch()
     outs = [p.communicate(timeout=600) for p in procs]
     for proc, (out, err) in zip(procs, outs):
         assert proc.returncode == 0, err[-3000:]
