@@ -29,6 +29,9 @@ demo: $(STAMP)
 	$(BIN)/stad demo --out $(DEMO_OUT)
 
 test: $(STAMP)
+	# The viewer's browser test drives Debian's headless chromium (installed once; needs root + apt).
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "warning: chromium not installed: tests/flows/test_viewer_chromium.py will skip"
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

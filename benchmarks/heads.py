@@ -1,6 +1,8 @@
 """Relation-head benchmark: every head x several seeds on the synthetic dataset's banks.
 
-    python benchmarks/heads.py                        # default: 64 videos, seeds 0 1 2 (~1 h on 2 CPU cores)
+    python benchmarks/heads.py                        # default: the demo's recipe, every head, seeds 0 1 2
+    python benchmarks/heads.py --work demo-data       # the same on a `stad demo` workspace (its banks reused)
+    python benchmarks/heads.py --recipe large         # 64 videos, 16x1 clips, longer fine-tuning (~1 h)
     # the same, one process per seed (1 torch thread each), then the pooled table:
     for s in 0 1 2; do python benchmarks/heads.py --seeds $s --json s$s.json & done; wait
     python benchmarks/heads.py --merge s0.json s1.json s2.json
@@ -40,9 +42,11 @@ from stad_core.ava import LabelMap  # noqa: E402
 from stad_core.ava.keys import KeyframeKey  # noqa: E402
 from stad_core.ava.table import AvaTable  # noqa: E402
 from stad_core.banks import BankSpec  # noqa: E402
+from stad_core.evaluation.claims import check_claims  # noqa: E402
 from stad_core.extract import ExtractConfig  # noqa: E402
 from stad_core.finetune import FinetuneConfig  # noqa: E402
 from stad_core.heads import HEAD_VARIANTS, build_head, variant_fields  # noqa: E402
+from stad_core.stage_configs import demo_config  # noqa: E402
 from stad_core.train import (  # noqa: E402
     BankSet,
     ClassSpace,
@@ -92,18 +96,28 @@ def build_chain(args: argparse.Namespace, frames: int, stride: int) -> Chain:
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {'reused' if ref.reused else 'ran'} {ref.counts}", flush=True)
         return ref
 
-    synth = stage("synth", preset_config("demo", {"videos": args.videos, "seconds": 60, "seed": 0,
-                                                  "keyframe_margin": args.keyframe_margin}))
-    ingest = stage("ingest", IngestConfig(verify_decode=False), synth=synth)
-    detect = stage("detect", DetectStageConfig(source="groundtruth"), ingest=ingest)
-    finetune = stage("finetune", FinetuneStageConfig(
-        width=8, blocks=(1, 1, 1, 1), max_clips=args.ft_max_clips, first_videos=args.ft_videos,
-        train=FinetuneConfig(num_frames=frames, stride=stride, short_side=None, epochs=args.ft_epochs, batch_size=8,
-                             lr=0.05, warmup_steps=20, box_jitter=0.05, hflip=True, seed=0)), ingest=ingest)
-    grid = 8
-    extract = stage("extract", ExtractConfig(num_frames=frames, stride=stride, short_side=None, context_grid=grid,
-                                             batch_size=8, num_workers=0, dtype="float16"),
-                    ingest=ingest, detect=detect, finetune=finetune)
+    if args.recipe == "demo":  # exactly the `stad demo` stages (so its workspace is reused when given)
+        demo = demo_config(videos=args.videos)
+        synth = stage("synth", demo.synth)
+        ingest = stage("ingest", demo.ingest, synth=synth)
+        detect = stage("detect", demo.detect, ingest=ingest)
+        finetune = stage("finetune", demo.finetune, ingest=ingest)
+        grid = demo.extract.context_grid
+        extract = stage("extract", demo.extract, ingest=ingest, detect=detect, finetune=finetune)
+    else:
+        synth = stage("synth", preset_config("demo", {"videos": args.videos, "seconds": 60, "seed": 0,
+                                                      "keyframe_margin": args.keyframe_margin}))
+        ingest = stage("ingest", IngestConfig(verify_decode=False), synth=synth)
+        detect = stage("detect", DetectStageConfig(source="groundtruth"), ingest=ingest)
+        finetune = stage("finetune", FinetuneStageConfig(
+            width=8, blocks=(1, 1, 1, 1), max_clips=args.ft_max_clips, first_videos=args.ft_videos,
+            train=FinetuneConfig(num_frames=frames, stride=stride, short_side=None, epochs=args.ft_epochs,
+                                 batch_size=8, lr=0.05, warmup_steps=20, box_jitter=0.05, hflip=True, seed=0)),
+            ingest=ingest)
+        grid = 8
+        extract = stage("extract", ExtractConfig(num_frames=frames, stride=stride, short_side=None, context_grid=grid,
+                                                 batch_size=8, num_workers=0, dtype="float16"),
+                        ingest=ingest, detect=detect, finetune=finetune)
     data = load_dataset(ingest, "the heads benchmark")
     uris = bank_uris(extract)
     banks = BankSet(open_reader(uris["long_term"], cache_bytes=256 << 20),
@@ -223,32 +237,22 @@ def print_table(results: dict[str, list[RunResult]], long_classes: Sequence[str]
         print(f"{name:8s} " + " ".join(cells) + f" {cps:8.1f} {aps:9.1f}")
 
 
-def check_claims(results: dict[str, list[RunResult]]) -> list[tuple[str, bool, str]]:
-    """The papers' claims: better head's worst seed must beat the other head's best seed."""
-
-    def vals(head: str, col: str) -> list[float]:
-        return [r.groups[col] for r in results.get(head, [])]
-
-    claims = []
-    pairs = [("lfb_avg", "linear", "long_term"), ("lfb_max", "linear", "long_term"),
-             ("lfb_nl", "linear", "long_term"), ("acar", "linear", "relational")]
-    pairs += [("acfb", other, "all") for other in HEAD_VARIANTS if other != "acfb"]
-    for better, worse, col in pairs:
-        a, b = vals(better, col), vals(worse, col)
-        if not a or not b:
-            continue
-        margin = statistics.mean(a) - statistics.mean(b)
-        ok = min(a) > max(b) and min(len(a), len(b)) >= 2  # one seed has no spread to be outside of
-        claims.append((f"{better} > {worse} on {col}", ok,
-                       f"margin {100 * margin:+.1f} pts; worst {better} {100 * min(a):.1f} vs best {worse} {100 * max(b):.1f}"))
-    return claims
+def print_claims(results: dict[str, list[RunResult]]) -> None:
+    """The issue's claims (``stad_core.evaluation.claims``): a verdict and margin per claim."""
+    seeds = {name: [r.groups for r in sorted(runs, key=lambda r: r.seed)] for name, runs in results.items() if runs}
+    print("\nclaims (holds = mean margin > 0 and beyond 2 std of the per-seed margins; AP points):")
+    for claim in check_claims(seeds):
+        print(f"  {claim.line()}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=Path("/tmp/stad_heads_bench/ws"),
                    help="workspace of the stages (complete outputs are reused)")
-    p.add_argument("--quick", action="store_true", help="small dataset, short fine-tuning, 1 seed, few epochs")
+    p.add_argument("--recipe", choices=["demo", "large"], default="demo",
+                   help="demo: the `stad demo` dataset, backbone and head settings, 3 seeds (~10 min); large: "
+                        "64 videos, 16x1 clips, 5 fine-tuning epochs on 24 videos (~1 h)")
+    p.add_argument("--quick", action="store_true", help="large recipe, small: short fine-tuning, 1 seed, few epochs")
     p.add_argument("--videos", type=int, default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--heads", nargs="+", default=list(HEAD_VARIANTS), choices=list(HEAD_VARIANTS))
@@ -280,7 +284,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return merge(args.merge)
 
     quick = args.quick
+    if quick:
+        args.recipe = "large"
     args.seeds = args.seeds or ([0] if quick else [0, 1, 2])
+    if args.recipe == "demo":  # the demo's dataset size and head settings unless given
+        demo = demo_config()
+        args.epochs = args.epochs or demo.train.epochs
+        args.videos = args.videos or demo.synth.videos
+        args.clip = f"{demo.extract.num_frames}x{demo.extract.stride}"
     args.epochs = args.epochs or (3 if quick else 8)
     frames, stride = (int(x) for x in args.clip.split("x"))
     args.videos = args.videos or (8 if quick else 64)
@@ -330,11 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(results, long_classes)
     print("\nstage wall times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stage_times.items()))
     print(f"total wall time: {time.perf_counter() - wall:.1f} s")
-    claims = check_claims(results)
-    if claims:
-        print("\nclaims (holds = worst seed of the first head beats the best seed of the second):")
-        for text, ok, detail in claims:
-            print(f"  [{'holds' if ok else 'FAILS'}] {text}: {detail}")
+    print_claims(results)
     dump(args.json, results, stage_times)
     return 0
 
@@ -360,8 +367,7 @@ def merge(paths: Sequence[Path]) -> int:
     print(f"merged {len(paths)} file(s): seeds " + ", ".join(f"{n} {[r.seed for r in rs]}" for n, rs in results.items()))
     print_table(results, long_classes)
     print("\nstage wall times summed over files (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stage_times.items()))
-    for text, ok, detail in check_claims(results):
-        print(f"  [{'holds' if ok else 'FAILS'}] {text}: {detail}")
+    print_claims(results)
     return 0
 
 

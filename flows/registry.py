@@ -59,6 +59,18 @@ FLOWS: dict[str, FlowEntry] = {
     "pipeline": FlowEntry("pipeline", "flows.pipeline:pipeline_flow", "stad_core.stage_configs:PipelineConfig",
                           "all stages as one DAG (synth -> ingest -> detect/finetune -> extract -> train -> acfb -> "
                           "evaluate)", "configs/pipeline.yaml", gpu=True),
+    "infer": FlowEntry("infer", "flows.infer:infer_flow", "storage.stages.infer:InferConfig",
+                       "a model bundle (`stad export`) on new videos -> AVA CSV, tracks JSON, annotated MP4",
+                       "configs/infer.yaml", gpu=False),
+    "tubes_pipeline": FlowEntry("tubes_pipeline", "flows.tubes_pipeline:tubes_pipeline_flow",
+                                "stad_core.tubes.config:TubesPipelineConfig",
+                                "the tube DAG (synth -> tubes_ingest -> tubes_detect/finetune -> tubes_extract -> "
+                                "train -> tubes_evaluate: f-mAP, v-mAP)", "configs/tubes_pipeline.yaml", gpu=True),
+    "temporal_pipeline": FlowEntry("temporal_pipeline", "flows.temporal_pipeline:temporal_pipeline_flow",
+                                   "stad_core.temporal.configs:TemporalPipelineConfig",
+                                   "the temporal-activity DAG (temporal_synth -> temporal_ingest -> temporal_extract "
+                                   "-> temporal_train -> temporal_evaluate: Charades localize mAP)",
+                                   "configs/temporal_pipeline.yaml", gpu=True),
 }
 
 C = TypeVar("C")

@@ -39,6 +39,10 @@ class ExtractConfig(StageConfig):
     short_side: int | None = Field(256, ge=32, description="resize frames to this short side (null: as decoded)")
     roi_output_size: int = Field(7, ge=1, description="RoIAlign grid (7 PySlowFast, 8 MMAction2)")
     roi_aligned: bool = Field(False, description="RoIAlign half-pixel alignment")
+    roi_temporal_pool: Literal["mean", "max"] = Field(
+        "mean", description="pool the map over time before RoIAlign: mean, or max (MMAction2's AVA trick)")
+    roi_context: bool = Field(False, description="append the clip's global pooled feature to every actor row "
+                              "(RoI 'with context': the rows get twice the backbone's channels)")
     context_grid: int | None = Field(None, ge=1, description="pool context maps to this grid (null: full map)")
     batch_size: int = Field(8, ge=1, description="clips per backbone forward (clips of one video)")
     num_workers: int = Field(2, ge=0, description="decoding worker processes (0: decode in the main process)")
@@ -46,6 +50,16 @@ class ExtractConfig(StageConfig):
         "float16", description="stored feature dtype: the banks' specs must say the same (checked)")
     amp: bool = Field(True, description="fp16 autocast on CUDA")
     skip_empty: bool = Field(True, description="do not run clips whose keyframe has no boxes (unless writing context)")
+
+    def feature_dim(self, backbone_channels: int) -> int:
+        """Width of an actor row for a backbone with ``backbone_channels`` (doubled with context)."""
+        return backbone_channels * (2 if self.roi_context else 1)
+
+    def roi_recipe(self) -> str:
+        """The bank spec's ``roi_recipe`` (``roi_align7_tavg_smax``; ``_tmax`` / ``_ctx`` with the tricks)."""
+        aligned = "_aligned" if self.roi_aligned else ""
+        t = "tmax" if self.roi_temporal_pool == "max" else "tavg"
+        return f"roi_align{self.roi_output_size}{aligned}_{t}_smax{'_ctx' if self.roi_context else ''}"
 
 
 @dataclass
@@ -293,7 +307,9 @@ def extract_features(
                 maps = backbone(clip).maps
             dets = [boxes_of[j][t] for j, t in zip(batch.jobs, batch.times, strict=True)]
             feats = roi_actor_features(maps, [torch.from_numpy(d.boxes) for d in dets], tuple(clip.shape[3:]),
-                                       config.roi_output_size, config.roi_aligned).float().cpu().numpy()
+                                       config.roi_output_size, config.roi_aligned,
+                                       temporal_pool=config.roi_temporal_pool,
+                                       with_context=config.roi_context).float().cpu().numpy()
             per_clip = np.split(feats, np.cumsum([len(d) for d in dets])[:-1])
             ctx = context_maps([m.float() for m in maps], grid).cpu().numpy() if want_context else None
             summary.clips += len(dets)

@@ -360,14 +360,43 @@ class ZarrBank(RowReader):
         return state
 
     # ------------------------------------------------------------------ browsing
-    def open_dataset(self, video_id: str) -> Any:
-        """The current version of a video as a lazy ``xarray.Dataset`` (dims: row, channel, ...)."""
+    def open_dataset(self, video_id: str | None = None) -> Any:
+        """Complete videos (one, or all when ``video_id`` is None) as one lazy ``xarray.Dataset``.
+
+        Row banks (long-term, actor-context): dims ``row``, ``channel``, ``corner``; variables
+        ``features [row, channel]``, ``boxes [row, corner]`` (corners ``x1 y1 x2 y2``), ``scores [row]``;
+        ``row`` is indexed by ``(video, timestamp, person_id)`` (person ids are track ids for ``stad
+        infer`` banks), so ``ds.sel(video="v", timestamp=8, person_id=2)`` or
+        ``ds.sel(row=ds.timestamp == 8)`` select rows. Context banks: dims ``keyframe``, ``channel``,
+        ``y``, ``x``; ``keyframe`` indexed by ``(video, timestamp)``. Features stay lazy (dask) until
+        read; the per-row columns are loaded for the index.
+        """
+        import numpy as np
         import xarray as xr
 
-        info = self.video_info(video_id)
-        return xr.open_zarr(
-            self._store, group=f"videos/{video_id}/{info.version}", consolidated=False, zarr_format=3
-        )
+        ids = [video_id] if video_id is not None else self.videos()
+        if not ids:
+            raise BankError(f"{self.uri} has no complete video")
+        parts = []
+        for vid in ids:
+            info = self.video_info(vid)
+            raw = xr.open_zarr(self._store, group=f"videos/{vid}/{info.version}", consolidated=False, zarr_format=3)
+            if self.spec.kind == "context":
+                ds = raw.rename({"timestamps": "timestamp"})
+                ds = ds.assign_coords(timestamp=ds.timestamp.compute(), video=("keyframe", np.full(ds.sizes["keyframe"], vid)))
+            else:
+                ds = raw.drop_vars("second_offsets").rename({"coord": "corner", "timestamps": "timestamp",
+                                                              "person_ids": "person_id"})
+                ds = ds.assign_coords(timestamp=ds.timestamp.compute(), person_id=ds.person_id.compute(),
+                                      video=("row", np.full(ds.sizes["row"], vid)))
+            parts.append(ds.drop_attrs() if len(ids) > 1 else ds)
+        dim = "keyframe" if self.spec.kind == "context" else "row"
+        out = xr.concat(parts, dim=dim) if len(parts) > 1 else parts[0]
+        coords: dict[str, Any] = {"channel": np.arange(self.spec.feature_dim)}
+        if dim == "row":
+            coords["corner"] = ["x1", "y1", "x2", "y2"]
+        out = out.assign_coords(coords).set_index({dim: ["video", "timestamp"] + (["person_id"] if dim == "row" else [])})
+        return out.assign_attrs(kind=self.spec.kind, bank=self.uri, dtype=self.spec.dtype)
 
     def arrays(self, video_id: str) -> Iterator[tuple[str, Any]]:
         """(name, zarr array) of the current version of a video."""
@@ -383,6 +412,9 @@ class ZarrBank(RowReader):
             stored += arr.nbytes_stored()
         return raw, stored
 
+
+#: Re-opens of a bank another writer is creating at the same moment (see ``open_bank``).
+_CREATE_RETRIES = 5
 
 def open_bank(
     uri: str,
@@ -407,11 +439,25 @@ def open_bank(
         raise BankError(f"mode must be 'r', 'a' or 'w-', not {mode!r}")
     compressors(codec)  # validate the name before touching the store
     store = open_store(uri, read_only=mode == "r", storage_options=storage_options)
-    try:
-        root = zarr.open_group(store, mode="r" if mode == "r" else "a", zarr_format=3)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError,
-            zarr.errors.ContainsArrayError):
-        raise BankError(f"no bank at {uri} (create one with mode='a' and a spec)") from None
+    for attempt in range(_CREATE_RETRIES + 1):
+        # Two writers creating one bank at once (concurrent extracts): zarr's exists-check and create
+        # race, and a reader may see the other's "videos" group before its attributes. Both are
+        # transient: the other writer's bank is complete a moment later.
+        try:
+            root = zarr.open_group(store, mode="r" if mode == "r" else "a", zarr_format=3)
+        except zarr.errors.ContainsGroupError:
+            if attempt == _CREATE_RETRIES:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+            continue
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError,
+                zarr.errors.ContainsArrayError):
+            raise BankError(f"no bank at {uri} (create one with mode='a' and a spec)") from None
+        if (root.attrs.get(ROOT_KEY) is None and mode != "r" and list(root.keys()) == ["videos"]
+                and attempt < _CREATE_RETRIES):
+            time.sleep(0.1 * (attempt + 1))
+            continue
+        break
     attrs = root.attrs.get(ROOT_KEY)
     if attrs is None:
         if mode == "r":
@@ -426,7 +472,7 @@ def open_bank(
             "created_at": time.time(),
         }
         root.attrs.update({ROOT_KEY: attrs})
-        root.create_group("videos")  # created once here so concurrent writers never race on it
+        root.require_group("videos")  # created once here (require: a concurrent creator may have made it)
         return ZarrBank(uri, store, root, spec, attrs, mode, cache_bytes)
     if mode == "w-":
         raise BankError(f"a bank already exists at {uri}; open it with mode='a' to append")

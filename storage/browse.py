@@ -170,3 +170,74 @@ def nearest_neighbours(
         pid = int(bank._small(state)["person_ids"][r])
         out.append(Neighbour(vid, r, float(state.timestamps[r]), pid, sim))
     return out
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Feature statistics over every complete row of a bank (float64 accumulation, chunk by chunk).
+
+    ``channel_mean``/``channel_std`` are ``[D]``; ``dead_channels`` counts channels that are zero
+    in every row; ``nonfinite`` counts NaN/inf values (a healthy bank has none).
+    """
+
+    rows: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    norm_mean: float
+    norm_min: float
+    norm_max: float
+    zero_fraction: float
+    nonfinite: int
+    dead_channels: int
+    channel_mean: np.ndarray
+    channel_std: np.ndarray
+
+
+def feature_stats(bank: ZarrBank, *, videos: list[str] | None = None,
+                  on_progress: ProgressFn | None = None) -> FeatureStats:
+    """Statistics of the feature rows of ``videos`` (default: every complete one); memory: one chunk.
+    Context banks count each keyframe's pooled map (channels averaged over the grid) as a row."""
+    d = bank.spec.feature_dim
+    n = 0
+    s1 = np.zeros(d)
+    s2 = np.zeros(d)
+    lo, hi = np.inf, -np.inf
+    zeros = nonfinite = 0
+    nonzero = np.zeros(d, bool)
+    norms: list[np.ndarray] = []
+    ids = videos if videos is not None else bank.videos()
+    for i, vid in enumerate(ids):
+        if bank.spec.kind in ROW_KINDS:
+            state = bank._video(vid)
+            blocks = (bank._chunk(state, c) for c in range(-(-state.info.rows // state.chunk)))
+        else:
+            maps = dict(bank.arrays(vid))["maps"]  # [K, C, h, w]: 64 keyframes at a time
+            blocks = (np.asarray(maps[k:k + 64], np.float64).reshape(-1, d, maps.shape[2] * maps.shape[3]).mean(axis=2)
+                      for k in range(0, maps.shape[0], 64))
+        for block in blocks:
+            x = np.asarray(block, np.float64).reshape(-1, d)
+            bad = ~np.isfinite(x)
+            nonfinite += int(bad.sum())
+            x = np.where(bad, 0.0, x)
+            n += len(x)
+            s1 += x.sum(axis=0)
+            s2 += (x * x).sum(axis=0)
+            if x.size:
+                lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+            zeros += int((x == 0).sum())
+            nonzero |= (x != 0).any(axis=0)
+            norms.append(np.linalg.norm(x, axis=1))
+        report(on_progress, i + 1, len(ids))
+    if n == 0:
+        empty = np.zeros(d)
+        return FeatureStats(0, float("nan"), float("nan"), float("nan"), float("nan"), float("nan"), float("nan"),
+                            float("nan"), float("nan"), 0, 0, empty, empty)
+    mean_c = s1 / n
+    std_c = np.sqrt(np.maximum(s2 / n - mean_c ** 2, 0.0))
+    total_mean = float(s1.sum() / (n * d))
+    total_std = float(np.sqrt(max(s2.sum() / (n * d) - total_mean ** 2, 0.0)))
+    all_norms = np.concatenate(norms)
+    return FeatureStats(n, total_mean, total_std, lo, hi, float(all_norms.mean()), float(all_norms.min()),
+                        float(all_norms.max()), zeros / (n * d), nonfinite, int((~nonzero).sum()), mean_c, std_c)

@@ -62,7 +62,7 @@ def is_damage(exc: BaseException) -> bool:
 
 def writer_stage(kind: str) -> str:
     """The stage that writes banks of ``kind`` (what to re-run after a repair)."""
-    return "acfb" if kind == "actor_context" else "extract"
+    return {"actor_context": "acfb", "fine": "temporal_extract"}.get(kind, "extract")
 
 
 def chunk_name(array: Any, c: int) -> str:

@@ -37,6 +37,7 @@ from stad_core.errors import StadError
 from storage.uri import fs_for, is_local, join, local_path
 
 STAGE_REF_FILE = "_stage.json"
+CONFIG_FILE = "config.json"  # the effective config of a committed output (beside its record)
 LATEST_FILE = "LATEST"
 # Packages whose source decides what a stage writes; flows/ only wires, so it is not part of it.
 _VERSIONED_PACKAGES = ("stad_core", "storage")

@@ -48,9 +48,11 @@ def version() -> None:
 
 def _register_all() -> None:
     # Imported here (not at module top) so a broken command group names itself in the error.
-    from flows.cli import bank, evaluate, run, synth, video
+    from flows.cli import bank, demo, evaluate, export, infer, models, run, synth, temporal, tubes, video, view
 
-    for module in (synth, video, evaluate, bank, run):
+    # synth..run: data, evaluation, banks, stages; export/infer/view: a trained model on new videos and the
+    # workspace viewer; tubes, temporal: the other task kinds' file commands; models: the backbone catalogue.
+    for module in (synth, video, evaluate, bank, run, demo, export, infer, view, tubes, temporal, models):
         module.register(app)
 
 

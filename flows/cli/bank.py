@@ -35,26 +35,51 @@ def _open(uri: str, mode: str = "r"):  # noqa: ANN202
 
 
 @bank_app.command("ls")
-def ls(root: Annotated[str, typer.Argument(help="Directory to search for banks")] = ".") -> None:
-    """List the banks under a directory: kind, feature dim, dtype, videos, size on disk."""
+def ls(
+    root: Annotated[str, typer.Argument(help="Directory to search for banks")] = ".",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON list (full paths, sizes in bytes) for scripts")] = False,
+) -> None:
+    """List the banks under a directory: kind, dim, dtype, videos, rows, sizes, compression ratio."""
+    import json
     from pathlib import Path
 
     from rich.table import Table
 
-    from storage.browse import find_banks
+    from storage.browse import bank_summary, find_banks
 
-    table = Table("bank", "kind", "dim", "dtype", "backbone", "videos", "on disk", title=f"banks under {root}")
+    found = []
     for path in find_banks(root):
         bank = _open(str(path))
-        videos = bank.all_video_ids()
+        summary = bank_summary(bank)
         on_disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         s = bank.spec
-        name = str(path.relative_to(root)) if path != Path(root) else "."
-        table.add_row(name, s.kind, str(s.feature_dim), s.dtype, s.backbone, str(len(videos)), _size(on_disk))
-    if not table.rows:
+        found.append({
+            "bank": str(path.relative_to(root)) if path != Path(root) else ".", "path": str(path.resolve()),
+            "kind": s.kind, "dim": s.feature_dim, "dtype": s.dtype, "backbone": s.backbone,
+            "videos": len(summary.videos), "incomplete": len(summary.incomplete), "rows": summary.rows,
+            "raw_bytes": summary.raw_bytes, "stored_bytes": summary.stored_bytes, "on_disk_bytes": on_disk,
+            "ratio": round(summary.ratio, 3), "codec": bank.codec,
+        })
+    if as_json:
+        typer.echo(json.dumps(found, indent=1))
+        return
+    if not found:
         _console().print(f"no banks under {root}")
         return
-    _console().print(table)
+    table = Table("bank", "kind", "dim", "dtype", "videos", "rows", "uncompressed", "on disk", "ratio", "codec",
+                  "backbone", title=f"banks under {root}")
+    for b in found:
+        videos = str(b["videos"]) + (f" (+{b['incomplete']} incomplete)" if b["incomplete"] else "")
+        table.add_row(b["bank"], b["kind"], str(b["dim"]), b["dtype"], videos, str(b["rows"]), _size(b["raw_bytes"]),
+                      _size(b["on_disk_bytes"]), f"{b['ratio']:.2f}x", b["codec"], b["backbone"])
+    # As wide as the table needs: a path is never cut or folded, whatever the terminal width.
+    _wide_console().print(table)
+
+
+def _wide_console():  # noqa: ANN202
+    from rich.console import Console
+
+    return Console(width=100_000, soft_wrap=True)
 
 
 @bank_app.command()
@@ -143,11 +168,12 @@ def show(
 
 @bank_app.command()
 def stats(uri: Uri) -> None:
-    """Bank-wide statistics: rows per video and per second, sizes per array, compression."""
+    """Bank-wide statistics: rows per video and per second, feature statistics, sizes per array."""
     import numpy as np
     from rich.table import Table
 
-    from storage.browse import bank_summary
+    from flows.cli.progress import progress_bar
+    from storage.browse import bank_summary, feature_stats
 
     bank = _open(uri)
     summary = bank_summary(bank)
@@ -162,6 +188,16 @@ def stats(uri: Uri) -> None:
     table.add_row("rows (total / median / max per video)", f"{rows.sum()} / {np.median(rows):.0f} / {rows.max()}")
     table.add_row("rows per second (mean over videos)", f"{per_sec.mean():.2f}")
     table.add_row("busiest second", str(max(v.max_per_second for v in summary.videos)))
+    with progress_bar("Reading features") as cb:
+        f = feature_stats(bank, on_progress=cb)
+    table.add_row("feature mean / std", f"{f.mean:.4g} / {f.std:.4g}")
+    table.add_row("feature min / max", f"{f.min:.4g} / {f.max:.4g}")
+    table.add_row("row L2 norm (mean / min / max)", f"{f.norm_mean:.4g} / {f.norm_min:.4g} / {f.norm_max:.4g}")
+    table.add_row("zero values", f"{100 * f.zero_fraction:.1f} %")
+    table.add_row("dead channels (zero in every row)", f"{f.dead_channels} of {bank.spec.feature_dim}")
+    table.add_row("channel std (min / median / max)",
+                  f"{f.channel_std.min():.4g} / {np.median(f.channel_std):.4g} / {f.channel_std.max():.4g}")
+    table.add_row("NaN / inf values", f"[red]{f.nonfinite}[/]" if f.nonfinite else "0")
     console.print(table)
     arrays = Table("array", "uncompressed", "stored", "ratio", "chunks", "codec")
     totals: dict[str, list[int]] = {}
@@ -184,6 +220,8 @@ def nn(
     row: Annotated[int, typer.Argument(help="Row number in the video (time order)")],
     k: Annotated[int, typer.Option(help="How many neighbours")] = 5,
     same_video: Annotated[bool, typer.Option(help="Search only the query's video")] = False,
+    other_videos: Annotated[bool, typer.Option("--other-videos", help="Search only the other videos (skip the "
+                                                                      "query's own, where its neighbours are itself a second apart)")] = False,
 ) -> None:
     """Nearest neighbours of a row by cosine similarity (scans the bank chunk by chunk)."""
     from rich.table import Table
@@ -191,9 +229,14 @@ def nn(
     from flows.cli.progress import progress_bar
     from storage.browse import nearest_neighbours
 
+    from stad_core.errors import StadError
+
+    if same_video and other_videos:
+        raise StadError("--same-video and --other-videos exclude each other")
     bank = _open(uri)
+    videos = [video] if same_video else [v for v in bank.videos() if v != video] if other_videos else None
     with progress_bar("Searching") as cb:
-        found = nearest_neighbours(bank, video, row, k=k, videos=[video] if same_video else None, on_progress=cb)
+        found = nearest_neighbours(bank, video, row, k=k, videos=videos, on_progress=cb)
     table = Table("video", "row", "t", "person", "cosine", title=f"neighbours of {video} row {row}")
     for n in found:
         table.add_row(n.video_id, str(n.row), f"{n.timestamp:.2f}", str(n.person_id), f"{n.similarity:.4f}")

@@ -140,7 +140,7 @@ _VERBOSE = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs inst
 
 
 def register(app: typer.Typer) -> None:
-    """Add run, demo, serve and history to ``app``."""
+    """Add run, serve, server and history to ``app`` (`stad demo`: flows/cli/demo.py)."""
 
     @app.command("run")
     def run(
@@ -156,35 +156,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run one stage (or the whole pipeline) as a Prefect flow; complete outputs are reused."""
         _run_command(stage, config, overrides, workspace, force, dask, gpu_fallback, workers, verbose)
-
-    @app.command("demo")
-    def demo(
-        out: Path = typer.Option(Path("demo-data"), "--out", "-o", help="Folder for the workspace (and Prefect's home)."),
-        preset: str = typer.Option("demo", "--preset", help="Synthetic dataset size: demo (12 x 60 s) or tiny (2 x 24 s)."),
-        force: bool = typer.Option(False, "--force", help="Recompute every stage."),
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs instead of progress bars."),
-        workers: int | None = _WORKERS,
-    ) -> None:
-        """Run the whole pipeline on the synthetic dataset with an embedded Prefect (no set-up)."""
-        from flows.runner import prepare_prefect_env
-
-        # Before Prefect is imported: a home (database, settings) under --out unless one is configured.
-        prepare_prefect_env(out / ".prefect", quiet=not verbose)
-        from stad_core.stage_configs import demo_config
-
-        config = demo_config(preset)
-        started = time.perf_counter()
-        with _demo_server():
-            result = _with_progress(lambda: run_stage("pipeline", config, workspace=str(out), force=force,
-                                                      workers=workers), disable=verbose)
-        elapsed = time.perf_counter() - started
-        from storage.workspace import Workspace
-
-        print_refs(result, f"stad demo: pipeline on the synthetic '{preset}' dataset", root=Workspace(out).root)
-        print_results(result, f"results: {config.evaluate.split} frame-mAP@0.5 (%), ground-truth boxes")
-        from rich.console import Console
-
-        Console().print(f"done in {elapsed:.1f} s  (workspace {out}; `stad history -w {out}` lists every evaluation)")
 
     @app.command("serve")
     def serve(
@@ -283,8 +254,9 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
-def print_results(refs: Mapping[str, Any], title: str) -> None:
-    """One row per evaluated head: overall frame-mAP and per class group (from each summary.json)."""
+def print_results(refs: Mapping[str, Any], title: str, *, claims: bool = False) -> None:
+    """One row per evaluated head: overall frame-mAP and per class group (from each summary.json);
+    ``claims``: then one line per claim of what each head is for, with its margin (the demo)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -300,6 +272,17 @@ def print_results(refs: Mapping[str, Any], title: str) -> None:
     for s in summaries:
         table.add_row(s["head"], _pct(s["mAP"]), *(_pct(s["groups"].get(g)) for g in groups), str(s["epoch"]))
     Console().print(table)
+    if claims:
+        print_claims({s["head"]: [{"all": s["mAP"], **s["groups"]}] for s in summaries})
+
+
+def print_claims(results: Mapping[str, Any]) -> None:
+    """One line per claim of what each head is for (``stad_core.evaluation.claims``), with its margin."""
+    from stad_core.evaluation.claims import check_claims
+
+    typer.echo("what each head is for (docs/heads.md), AP points:")
+    for claim in check_claims(results):
+        typer.echo(f"  {claim.line()}")
 
 
 def print_history(workspace: str) -> None:

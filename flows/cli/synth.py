@@ -26,11 +26,19 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace a different dataset already in --out."),
         overrides: list[str] = typer.Argument(None, help="Further settings as key=value (e.g. actors_max=6 fps=12)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        task: str = typer.Option("ava", "--task", help="ava, or temporal: the Charades-layout temporal-activity "
+                                 "dataset (docs/temporal.md; presets demo, tiny)."),
     ) -> None:
         """Render a deterministic synthetic dataset: actors, 12 action classes in 3 groups, AVA files.
 
         Precedence: preset < --config file < key=value overrides < the explicit options.
         """
+        if task == "temporal":
+            from flows.cli.temporal import synth_temporal
+
+            return synth_temporal(out, preset, list(overrides or []), videos=videos, seed=seed, quiet=quiet)
+        if task != "ava":
+            raise typer.BadParameter(f"--task {task!r}: expected ava or temporal")
         import time
 
         from stad_core.config import load_config

@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stad_core.errors import StadError
 
-BankKind = Literal["long_term", "context", "actor_context"]
+BankKind = Literal["long_term", "context", "actor_context", "fine"]
 BankDtype = Literal["float16", "float32"]
-#: Kinds that store actor rows (the others store context maps).
-ROW_KINDS: tuple[BankKind, ...] = ("long_term", "actor_context")
+#: Kinds that store actor rows (the others store context maps). A ``fine`` bank's row is one
+#: feature step of a whole video (stad_core.temporal.fine_bank).
+ROW_KINDS: tuple[BankKind, ...] = ("long_term", "actor_context", "fine")
 SCHEMA_VERSION = 1
 
 

@@ -75,44 +75,65 @@ def _thin(precision: np.ndarray, recall: np.ndarray) -> tuple[np.ndarray, np.nda
     return precision[idx], recall[idx]
 
 
+def pr_figure(result: FrameMapResult, name: str) -> object:
+    """The precision-recall grid of group ``name``: one panel per class of the group, in id order.
+
+    Every class gets its panel: a class without ground truth (no AP) or without detections says so
+    instead of disappearing. Each panel has recall/precision axis labels; the margins are set in
+    inches so tick labels and titles stay inside the image whatever the grid size.
+    Returns a ``matplotlib.figure.Figure`` (no pyplot state).
+    """
+    from matplotlib.figure import Figure
+
+    all_ids, value = result.groups[name]
+    by_id = {c.id: c for c in result.classes}
+    ids = list(all_ids)
+    cols = max(1, min(6, len(ids)))
+    rows = max(1, math.ceil(len(ids) / cols))
+    panel_w, panel_h = 2.6, 2.5
+    left, right, bottom, top = 0.55, 0.15, 0.5, 0.75  # inches
+    width, height = cols * panel_w + left + right, rows * panel_h + bottom + top
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat[len(ids):]:
+        ax.axis("off")
+    for ax, cid in zip(axes.flat, ids):
+        c = by_id[cid]
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xticks([0, 0.5, 1])  # few fixed ticks: tick creation dominates drawing time
+        ax.set_yticks([0, 0.5, 1])
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("recall", fontsize=7, labelpad=1)
+        ax.set_ylabel("precision", fontsize=7, labelpad=1)
+        if cid in result.pr_curves and len(result.pr_curves[cid][0]):
+            precision, recall = _thin(*result.pr_curves[cid])
+            ax.step(np.r_[0.0, recall], np.r_[precision[:1], precision], where="post")
+            detail = f"AP {_fmt(c.ap, 3)}"
+        else:
+            reason = "no ground truth" if c.num_gt == 0 else "no detections"
+            ax.text(0.5, 0.5, reason, ha="center", va="center", fontsize=7, color="0.4", transform=ax.transAxes)
+            detail = f"AP {_fmt(c.ap, 3)} ({reason})"
+        ax.set_title(f"{c.id} {c.name[:22]}\n{detail}", fontsize=7)
+    fig.suptitle(f"{name}: mAP {_fmt(value)} (precision vs recall, one panel per class)", fontsize=9)
+    # Fixed spacing (tight_layout costs seconds on a 49-panel grid), in inches converted to fractions.
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        hspace=0.95, wspace=0.5)
+    return fig
+
+
 def plot_pr_curves(result: FrameMapResult, out_dir: str | Path) -> list[Path]:
-    """One PNG per class group: a grid of precision-recall curves of the classes that have an AP
-    (matplotlib Agg); groups without any are skipped."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    """One PNG per class group (``pr_<group>.png``): :func:`pr_figure` of every group with classes."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    by_id = {c.id: c for c in result.classes}
     paths: list[Path] = []
-    for name, (all_ids, value) in result.groups.items():
-        ids = [cid for cid in all_ids if cid in result.pr_curves]  # classes with an AP
-        if not ids:
+    for name, (all_ids, _) in result.groups.items():
+        if not all_ids:
             continue
-        cols = min(6, len(ids))
-        rows = math.ceil(len(ids) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.4 * rows + 0.5), squeeze=False)
-        for ax in axes.flat[len(ids) :]:
-            ax.axis("off")
-        for ax, cid in zip(axes.flat, ids):
-            c = by_id[cid]
-            precision, recall = _thin(*result.pr_curves[cid])
-            ax.step(np.r_[0.0, recall], np.r_[precision[:1] if len(precision) else [0.0], precision], where="post")
-            ax.set_xlim(0, 1)
-            ax.set_ylim(0, 1.02)
-            ax.set_xticks([0, 0.5, 1])  # few fixed ticks: tick creation dominates drawing time
-            ax.set_yticks([0, 0.5, 1])
-            ax.set_title(f"{c.id} {c.name[:22]}\nAP {_fmt(c.ap, 3)}", fontsize=7)
-            ax.tick_params(labelsize=6)
-        fig.suptitle(f"{name}: mAP {_fmt(value)} (precision vs recall)", fontsize=9)
-        # Fixed spacing: tight_layout costs seconds on a 49-panel grid.
-        fig.subplots_adjust(left=0.05, right=0.98, bottom=0.04, top=1 - 0.5 / (2.4 * rows + 0.5), hspace=0.75, wspace=0.3)
+        fig = pr_figure(result, name)
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
         path = out_dir / f"pr_{safe}.png"
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
+        fig.savefig(path, dpi=80)  # type: ignore[attr-defined]
         paths.append(path)
     return paths
 

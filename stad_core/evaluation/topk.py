@@ -28,13 +28,17 @@ from collections.abc import Callable
 import numpy as np
 
 
-def float_order_key32(values: np.ndarray) -> np.ndarray:
+def float_order_key32(values: np.ndarray, *, signed: bool | None = None) -> np.ndarray:
     """``[N]`` uint32 keys whose unsigned order is the order of ``values`` rounded to float32.
 
     Monotone non-decreasing in ``values`` (float64 -> float32 rounding preserves order), so
     ``a <= b`` implies ``key(a) <= key(b)``; equal keys only mean "equal after rounding".
+    ``signed``: whether any value has its sign bit set (None: look). Keys of chunks of one array
+    are comparable only when every chunk gets the whole array's answer.
     """
-    if not np.signbit(values).any():
+    if signed is None:
+        signed = bool(np.signbit(values).any())
+    if not signed:
         # Non-negative floats (the usual scores) already order like their bit patterns.
         return values.astype(np.float32).view(np.uint32)
     # + 0.0 turns -0.0 into +0.0: they compare equal, so they must get the same key.

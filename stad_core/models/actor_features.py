@@ -8,6 +8,7 @@ cells; concatenate pathways (2048 + 256 = 2304 for SlowFast R50).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,8 @@ def roi_actor_features(
     output_size: int = 7,
     aligned: bool = False,
     sampling_ratio: int = 0,
+    temporal_pool: Literal["mean", "max"] = "mean",
+    with_context: bool = False,
 ) -> Tensor:
     """Per-actor feature vectors.
 
@@ -46,22 +49,35 @@ def roi_actor_features(
         image_size: ``(H, W)`` of the clip fed to the backbone (pixels).
         output_size: RoIAlign grid ``S`` (7 or 8).
         aligned: RoIAlign's half-pixel alignment (``aligned=True`` in Detectron2 style).
+        temporal_pool: ``"mean"`` (default) or ``"max"`` over the map's time axis before RoIAlign
+            (MMAction2's ``temporal_pool_mode='max'`` AVA trick).
+        with_context: also append the clip's global feature, ``S x S`` adaptive average pooling of
+            the pooled map then max over the cells (MMAction2's ``with_global=True`` extractor with
+            its head's spatial max): the actor's clip context, same for every actor of a clip.
 
     Returns:
-        ``[sum N_i, sum C_p]`` float32 (float64 for float64 maps), rows in clip order then box order.
+        ``[sum N_i, sum C_p]`` float32 (float64 for float64 maps), rows in clip order then box order;
+        ``[sum N_i, 2 * sum C_p]`` with context (RoI parts first, then the context parts).
     """
     if len(boxes_per_clip) != maps[0].shape[0]:
         raise ValueError(f"{len(boxes_per_clip)} box sets for a batch of {maps[0].shape[0]} clips")
     # Box coordinates in fp32 at least (fp16 pixel coordinates lose sub-pixel precision).
     box_dtype = torch.float64 if maps[0].dtype == torch.float64 else torch.float32
     rois = boxes_to_rois(boxes_per_clip, image_size, box_dtype).to(maps[0].device)
-    parts = []
+    parts, context = [], []
+    clip_of_row = rois[:, 0].long()
     for fmap in maps:
-        pooled = fmap.mean(dim=2, dtype=box_dtype)  # [B, C, h, w]: temporal average (fp32 for fp16 maps)
+        if temporal_pool == "max":
+            pooled = fmap.to(box_dtype).amax(dim=2)
+        else:
+            pooled = fmap.mean(dim=2, dtype=box_dtype)  # [B, C, h, w]: temporal average (fp32 for fp16 maps)
         r = roi_align(pooled, rois, output_size, spatial_scale=1.0 / STRIDE,
                       sampling_ratio=sampling_ratio, aligned=aligned)  # [N, C, S, S]
         parts.append(r.amax(dim=(2, 3)))
-    return torch.cat(parts, dim=1)
+        if with_context:
+            whole = F.adaptive_avg_pool2d(pooled, output_size).amax(dim=(2, 3))  # [B, C]
+            context.append(whole[clip_of_row])
+    return torch.cat(parts + context, dim=1)
 
 
 def context_maps(maps: Sequence[Tensor], output_size: int | tuple[int, int] | None = None) -> Tensor:

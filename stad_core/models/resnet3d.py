@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from stad_core.models.base import BackboneOutput, Normalization, VideoBackbone
+from stad_core.models.nonlocal_block import NonLocalEmbedGauss
 
 STAGE_BLOCKS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 EXPANSION = 4
@@ -55,6 +56,9 @@ class SlowFastSpec:
     slow_temporal_kernels: tuple[int, int, int, int, int] = (1, 1, 1, 3, 3)  # stem, res2..res5
     fast_temporal_kernels: tuple[int, int, int, int, int] = (5, 3, 3, 3, 3)
     normalization: Normalization = field(default_factory=Normalization.kinetics)
+    #: stages (0..3 = res2..res5) whose even-numbered blocks end with a non-local block
+    #: (MMAction2's SlowOnly-NL: res3 and res4 -> (1, 2))
+    non_local_stages: tuple[int, ...] = ()
 
     def stage_blocks(self) -> tuple[int, int, int, int]:
         if self.blocks is not None:
@@ -113,7 +117,8 @@ class ConvBN(nn.Module):
 class Bottleneck(nn.Module):
     """``Tk x 1 x 1`` -> ``1 x 3 x 3`` (spatial stride, dilation) -> ``1 x 1 x 1`` with a residual."""
 
-    def __init__(self, c_in: int, inner: int, stride: int, dilation: int, temporal_kernel: int) -> None:
+    def __init__(self, c_in: int, inner: int, stride: int, dilation: int, temporal_kernel: int,
+                 non_local: bool = False) -> None:
         super().__init__()
         c_out = inner * EXPANSION
         tk = temporal_kernel
@@ -129,13 +134,15 @@ class Bottleneck(nn.Module):
             if (stride != 1 or c_in != c_out)
             else None
         )
+        self.non_local = NonLocalEmbedGauss(c_out) if non_local else None
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.shortcut is None else self.shortcut(x)
         y = torch.relu_(self.bn_a(self.conv_a(x)))
         y = torch.relu_(self.bn_b(self.conv_b(y)))
         y = self.bn_c(self.conv_c(y))
-        return torch.relu_(y + identity)
+        y = torch.relu_(y + identity)
+        return y if self.non_local is None else self.non_local(y)
 
 
 class Stem(nn.Module):
@@ -162,6 +169,7 @@ class Pathway(nn.Module):
         temporal_kernels: Sequence[int],
         res5_dilation: int,
         extra_in: Sequence[int] = (0, 0, 0, 0),
+        non_local_stages: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.stem = Stem(width, temporal_kernels[0])
@@ -179,6 +187,7 @@ class Pathway(nn.Module):
                         strides[i] if b == 0 else 1,
                         dilations[i],
                         temporal_kernels[i + 1],
+                        non_local=i in non_local_stages and b % 2 == 0,
                     )
                 )
             self.add_module(f"res{i + 2}", nn.Sequential(*stage))
@@ -213,7 +222,8 @@ class SlowFastResNet(VideoBackbone):
             fw = spec.fast_width
             fast_stage_in = [fw] + [fw * 2**i * EXPANSION for i in range(3)]  # stem, res2, res3, res4 outputs
             extra = tuple(spec.fusion_ratio * c for c in fast_stage_in)  # type: ignore[assignment]
-        self.slow = Pathway(spec.width, blocks, spec.slow_temporal_kernels, spec.res5_dilation, extra)
+        self.slow = Pathway(spec.width, blocks, spec.slow_temporal_kernels, spec.res5_dilation, extra,
+                            spec.non_local_stages)
         if spec.fast:
             self.fast: Pathway | None = Pathway(
                 spec.fast_width, blocks, spec.fast_temporal_kernels, spec.res5_dilation

@@ -22,6 +22,15 @@ STAGE_MODULES: dict[str, str] = {
     "train": "storage.stages.train",
     "acfb": "storage.stages.acfb",
     "evaluate": "storage.stages.evaluate",
+    "tubes_ingest": "storage.stages.tubes_ingest",  # action tubes: dataset -> ingest layout (docs/tubes.md)
+    "tubes_detect": "storage.stages.tubes_detect",  # action tubes: boxes at every frame keyframe
+    "tubes_extract": "storage.stages.tubes_extract",  # action tubes: extract at fractional keyframe times
+    "tubes_evaluate": "storage.stages.tubes_evaluate",  # action tubes: f-mAP / v-mAP of a trained head
+    "temporal_synth": "storage.stages.temporal_synth",  # temporal activity (docs/temporal.md): synthetic data
+    "temporal_ingest": "storage.stages.temporal_ingest",  # temporal activity: Charades CSVs -> manifest
+    "temporal_extract": "storage.stages.temporal_extract",  # temporal activity: fine-feature bank
+    "temporal_train": "storage.stages.temporal_train",  # temporal activity: Coarse-Fine head / baselines
+    "temporal_evaluate": "storage.stages.temporal_evaluate",  # temporal activity: Charades_v1_localize
 }
 
 

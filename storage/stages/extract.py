@@ -39,16 +39,18 @@ def bank_specs(config: ExtractConfig, finetune: StageRef, detect_source: str, co
     """The specs of the banks this config builds from ``finetune``'s backbone (dtype: the config's)."""
     info = backbone_info(finetune.uri)
     common: dict[str, Any] = dict(
-        feature_dim=int(info["out_channels"]), dtype=config.dtype,
+        feature_dim=config.feature_dim(int(info["out_channels"])), dtype=config.dtype,
         backbone=info["backbone"] + "".join(f";{k}={v}" for k, v in sorted(info["knobs"].items())),
         checkpoint_sha256=info["sha256"],
-        roi_recipe=f"roi_align{config.roi_output_size}{'_aligned' if config.roi_aligned else ''}_tavg_smax",
+        roi_recipe=config.roi_recipe(),
         clip_num_frames=config.num_frames, clip_stride=config.stride, detector_source=detect_source,
         code_version=code_version,
     )
     specs = {"long_term": BankSpec(kind="long_term", **common)}
     if config.context_grid is not None:
-        specs["context"] = BankSpec(kind="context", context_grid=(config.context_grid, config.context_grid), **common)
+        # Context maps keep the backbone's channels (roi_context widens only the actor rows).
+        specs["context"] = BankSpec(kind="context", context_grid=(config.context_grid, config.context_grid),
+                                    **{**common, "feature_dim": int(info["out_channels"])})
     return specs
 
 

@@ -16,7 +16,7 @@ from storage.resume import VideoResult, WorkKey, run_video
 from storage.stages import get_stage
 from storage.stages.base import Finished, Stage, StagePlan, VideoWork
 from storage.stages.progress import report_progress
-from storage.workspace import StageRef, Workspace
+from storage.workspace import CONFIG_FILE, StageRef, Workspace, write_text
 
 log = logging.getLogger("stad.stages")
 
@@ -71,6 +71,8 @@ def summarise(results: list[VideoResult]) -> dict[str, int]:
 def commit_stage(ws: Workspace, plan: StagePlan, results: list[VideoResult], finished: Finished) -> StageRef:
     """Write the stage's record last: its counts, and the inputs its finish added to the identity."""
     counts = {**(summarise(results) if plan.videos else {}), **finished.counts}
+    # The effective config beside the record: what bundles, the viewer and a reader need to redo it.
+    write_text(plan.ref.path(CONFIG_FILE), plan.config.model_dump_json(indent=1))
     return ws.commit(replace(plan.ref, counts=counts, inputs={**plan.ref.inputs, **finished.inputs}))
 
 

@@ -64,6 +64,9 @@ def test_demo_then_history(
     for head in ("linear", "lfb_max", "acar", "acfb"):
         assert head in results
     assert "short_term" in results and "long_term" in results and "relational" in results
+    # It ends with `stad infer` on a held-out video and says where the annotated MP4 is.
+    assert f"annotated video: {out / 'infer-demo' / 'out' / 'heldout.mp4'}" in first.output.replace("\n", "")
+    assert (out / "infer-demo" / "out" / "heldout.mp4").is_file()
     assert not (out / ".prefect").exists()
     second = runner.invoke(app, ["demo", "--out", str(out), "--preset", "tiny"])
     assert second.exit_code == 0 and second.output.count("reused") == 13, second.output

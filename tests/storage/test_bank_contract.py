@@ -256,9 +256,9 @@ def test_video_opens_as_xarray_dataset(bank_uri: str) -> None:
     rows = make_rows(11)
     bank.write_video("v", rows)
     ds = bank.open_dataset("v")
-    assert ds["features"].dims == ("row", "channel") and ds["boxes"].dims == ("row", "coord")
-    assert ds.sizes["row"] == len(rows) and ds.attrs["complete"] is True
-    np.testing.assert_array_equal(ds["timestamps"].values, np.sort(rows.timestamps))
+    assert ds["features"].dims == ("row", "channel") and ds["boxes"].dims == ("row", "corner")
+    assert ds.sizes["row"] == len(rows) and ds.attrs["kind"] == "long_term"
+    np.testing.assert_array_equal(ds["timestamp"].values, np.sort(rows.timestamps))
 
 
 def test_verify_and_sizes(bank_uri: str) -> None:
