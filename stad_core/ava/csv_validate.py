@@ -422,7 +422,8 @@ def _person_ids(problems: Problems, raw: CsvColumns, path: Path, strict: bool) -
 
 def _drop_unused_videos(videos: np.ndarray, video_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Remove names no row uses (blank trailing lines, boxless-only videos); keeps sorted order."""
-    used = np.bincount(video_index, minlength=len(videos)) > 0
+    used = np.zeros(len(videos), dtype=bool)
+    used[video_index] = True  # a scatter, not bincount: no int64 copy of an 11M-row column
     if used.all():
         return videos, video_index
     remap = (np.cumsum(used) - 1).astype(np.int32)
