@@ -216,8 +216,10 @@ def extract_features(
         on_progress: ``(videos done, videos total)``.
     """
     config = config or ExtractConfig()
-    if writer.spec.feature_dim != backbone.out_channels:
-        raise ValueError(f"bank feature_dim {writer.spec.feature_dim} != backbone output {backbone.out_channels}")
+    if writer.spec.feature_dim != config.feature_dim(backbone.out_channels):
+        raise ValueError(f"bank feature_dim {writer.spec.feature_dim} != actor row width "
+                         f"{config.feature_dim(backbone.out_channels)} (backbone output {backbone.out_channels}"
+                         f"{', doubled by roi_context' if config.roi_context else ''})")
     if context_writer is not None and config.context_grid is None:
         raise ValueError("writing context maps needs context_grid (banks store a fixed grid)")
     for name, w in (("bank", writer), ("context bank", context_writer)):

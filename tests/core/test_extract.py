@@ -244,3 +244,22 @@ def test_config_checks(backbone, synthetic_videos) -> None:
     with pytest.raises(ValueError, match="context_grid"):
         extract_features(_jobs(synthetic_videos), backbone, DictBank(_spec(backbone.out_channels)), CFG,
                          context_writer=DictBank(_spec(backbone.out_channels, "context", (2, 2))))
+
+
+def test_roi_context_rows_are_the_plain_rows_then_the_clip_context(backbone, synthetic_videos) -> None:
+    """roi_context doubles the row: the same RoI part as without it, then the clip's global part,
+    equal for every actor of a keyframe; a bank of the plain width is refused."""
+    jobs = _jobs(synthetic_videos)
+    ctx_cfg = CFG.model_copy(update={"roi_context": True})
+    c = backbone.out_channels
+    plain, wide = DictBank(_spec(c)), DictBank(_spec(ctx_cfg.feature_dim(c)))
+    extract_features(jobs, backbone, plain, CFG)
+    extract_features(jobs, backbone, wide, ctx_cfg)
+    rows, ctx_rows = plain.read_video("v0"), wide.read_video("v0")
+    assert ctx_rows.features.shape == (len(rows.features), 2 * c)
+    np.testing.assert_allclose(ctx_rows.features[:, :c], rows.features, rtol=1e-5, atol=1e-6)
+    same_time = ctx_rows.timestamps == ctx_rows.timestamps[0]
+    assert same_time.sum() >= 2
+    np.testing.assert_array_equal(ctx_rows.features[same_time, c:], ctx_rows.features[same_time, c:][:1].repeat(same_time.sum(), 0))
+    with pytest.raises(ValueError, match="doubled by roi_context"):
+        extract_features(jobs, backbone, DictBank(_spec(c)), ctx_cfg)
