@@ -67,7 +67,8 @@ def merge_detections(parts: Sequence[str | Path], out: str | Path) -> int:
 
 
 def read_detections(path: str | Path) -> dict[str, list[KeyframeDetections]]:
-    """A detections table -> video id -> per-keyframe boxes (time order).
+    """A detections table -> video id -> per-keyframe boxes (time order), keyed by ``KeyframeKey.at``:
+    a whole second (AVA) stays an int, a frame keyframe of a tube dataset keeps its fractional time.
 
     A keyframe's ``person_ids`` are None when all its rows have a null ``person_id`` (or the file
     predates the column), else its ids with nulls read as -1.
@@ -90,7 +91,7 @@ def read_detections(path: str | Path) -> dict[str, list[KeyframeDetections]]:
         rows = order[start:stop]
         vid, t = keys[start]
         out.setdefault(vid, []).append(KeyframeDetections(
-            KeyframeKey(vid, int(round(t))), boxes[rows], cols["score"][rows], str(cols["source"][rows[0]]),
+            KeyframeKey.at(vid, t), boxes[rows], cols["score"][rows], str(cols["source"][rows[0]]),
             ids[rows] if has_id[rows].any() else None))
         start = stop
     return out

@@ -54,9 +54,10 @@ def bank_specs(config: ExtractConfig, finetune: StageRef, detect_source: str, co
     return specs
 
 
-def prepare(ws: Workspace, config: ExtractConfig, upstream: dict[str, StageRef]) -> StagePlan:
+def prepare(ws: Workspace, config: ExtractConfig, upstream: dict[str, StageRef], *, name: str = NAME) -> StagePlan:
+    """The plan of an extract run; ``name``: the stage it is recorded as (``tubes_extract`` reuses it)."""
     ingest, detect, finetune = upstream["ingest"], upstream["detect"], upstream["finetune"]
-    ref = ws.plan(NAME, config, upstream=[ingest, detect, finetune])
+    ref = ws.plan(name, config, upstream=[ingest, detect, finetune])
     # Annotation second t is video second t - time_offset (AVA's 15-minute cuts: 900).
     time_offset = float(dataset_of(ingest).time_offset)
     dets = _detections(detections_uri(detect))
