@@ -24,6 +24,7 @@ from stad_core.detection import (
 )
 from stad_core.finetune import ActorClassifier, actor_samples, finetune_backbone
 from stad_core.models import load_backbone_checkpoint
+from stad_core.progress import ProgressFn
 from stad_core.stage_configs import FinetuneStageConfig
 from storage.exports import build_configured_backbone, save_backbone
 from storage.stages.base import Finished, Stage, StagePlan
@@ -84,14 +85,25 @@ def finish(plan: StagePlan, device: str) -> Finished:
 
 
 def _finetune_detector(config: DetectorTrainConfig, out: Path, ingest: StageRef, device: str) -> int:
+    return train_detector(ingest, out / DETECTOR, config, device=device,
+                          on_progress=stage_progress(NAME + ":detector"))
+
+
+def train_detector(ingest: StageRef, path: Path, config: DetectorTrainConfig, *, max_images: int | None = None,
+                   device: str = "cpu", on_progress: ProgressFn | None = None) -> int:
+    """Fine-tune ``tiny_fasterrcnn`` on the train split's ground-truth boxes (``max_images``: an even
+    subset of the keyframes) and save it at ``path``; returns the keyframes it saw."""
     boxes = groundtruth_boxes(read_ava_csv(dataset_of(ingest).groundtruth("train"), kind="groundtruth"))
+    keys = sorted(boxes)
+    if max_images is not None and len(keys) > max_images:
+        keys = [keys[i] for i in np.linspace(0, len(keys) - 1, max_images).round().astype(int)]
     samples = []
     for video in videos_of(ingest, ["train"]):
-        samples += keyframe_samples(video.path, [d for k, d in sorted(boxes.items()) if k.video_id == video.video_id])
+        samples += keyframe_samples(video.path, [boxes[k] for k in keys if k.video_id == video.video_id])
     torch.manual_seed(config.seed)
     model = build_detector("tiny_fasterrcnn")
-    finetune_detector(model, samples, config, device=device, on_progress=stage_progress(NAME + ":detector"))
-    save_detector(out / DETECTOR, model.cpu(), "tiny_fasterrcnn")
+    finetune_detector(model, samples, config, device=device, on_progress=on_progress)
+    save_detector(path, model.cpu(), "tiny_fasterrcnn")
     return len(samples)
 
 

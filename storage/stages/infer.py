@@ -338,32 +338,14 @@ def demo_detector(workspace: str | Path, path: Path, *, images: int = DEMO_DETEC
 
     On the demo dataset (256 keyframes, 3 epochs: 192 steps, 91 s on two busy cores) it reaches val
     person AP@0.5 68.6; at score 0.6 (the demo's threshold) recall 0.74 and precision 0.74."""
-    import torch
-
-    from stad_core.ava import read_ava_csv
-    from stad_core.detection import (
-        DetectorTrainConfig,
-        build_detector,
-        finetune_detector,
-        groundtruth_boxes,
-        keyframe_samples,
-        save_detector,
-    )
-    from storage.stages.ingest import dataset_of, videos_of
+    from stad_core.detection import DetectorTrainConfig
+    from storage.stages.finetune import train_detector
     from storage.workspace import Workspace
 
     ingest = Workspace(workspace).require_latest("ingest", "the demo's infer step")
-    boxes = groundtruth_boxes(read_ava_csv(dataset_of(ingest).groundtruth("train"), kind="groundtruth"))
-    keys = sorted(boxes)
-    pick = {keys[i] for i in np.linspace(0, len(keys) - 1, min(images, len(keys))).round().astype(int)}
-    samples = []
-    for video in videos_of(ingest, ["train"]):
-        mine = [boxes[k] for k in sorted(pick) if k.video_id == video.video_id]
-        samples += keyframe_samples(video.path, mine)
-    torch.manual_seed(0)
-    model = build_detector("tiny_fasterrcnn")
-    finetune_detector(model, samples, DetectorTrainConfig(epochs=epochs, warmup_iters=10), on_progress=on_progress)
-    return save_detector(path, model.cpu(), "tiny_fasterrcnn")
+    train_detector(ingest, path, DetectorTrainConfig(epochs=epochs, warmup_iters=10), max_images=images,
+                   on_progress=on_progress)
+    return path
 
 
 def demo_video(workspace: str | Path, path: Path, *, seconds: int = 20) -> Path:
