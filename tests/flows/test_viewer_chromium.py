@@ -5,11 +5,11 @@ escaped, and browsing writes nothing."""
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -61,10 +61,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 
 def _chromium(*args: str, timeout: float = 60) -> str:
-    home = os.environ.get("TMPDIR", "/tmp")
-    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                             "--force-device-scale-factor=1", f"--user-data-dir={home}/stad-chromium-test", *args],
-                            capture_output=True, text=True, timeout=timeout)
+    # A fresh profile per run: a shared one keeps a SingletonLock from a killed or concurrent run.
+    with tempfile.TemporaryDirectory(prefix="stad-chromium-") as profile:
+        result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                 "--force-device-scale-factor=1", f"--user-data-dir={profile}", *args],
+                                capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
