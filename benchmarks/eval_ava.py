@@ -186,6 +186,7 @@ def main() -> None:
         det_rows = sum(1 for _ in open(paths["detections"], "rb"))
         size_gb = paths["detections"].stat().st_size / 1e9
         print(f"{det_rows:,} detection rows ({size_gb:.2f} GB CSV)")
+        print(f"machine load average at the start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
         runs = [(args.protocol, "official")]
         if args.variants:
             runs += [r for r in (("2019", "official"), ("2020", "official"), ("2019", "mmaction2"), ("2019", "pyslowfast")) if r not in runs]

@@ -23,6 +23,7 @@ from stad_core.ava.csv_columns import (
     CsvColumns,
     Layout,
     layout_hint,
+    line_dtype,
 )
 from stad_core.ava.keys import AvaFormatError
 
@@ -192,7 +193,7 @@ class _LineParser:
             codes.astype(np.int32),
             columns,
             nulls,
-            np.asarray(lines, dtype=np.int64),
+            np.asarray(lines, dtype=line_dtype(lines[-1] if lines else 0)),
             boxless,
             [],
             junk,

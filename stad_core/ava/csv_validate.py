@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stad_core.ava.csv_columns import MAX_LISTED_WARNINGS, TRUNCATED_HINT, CsvColumns, layout_hint
+from stad_core.ava.csv_columns import MAX_LISTED_WARNINGS, TRUNCATED_HINT, ColumnSummary, CsvColumns, layout_hint
 from stad_core.ava.keys import AvaFormatError
 from stad_core.ava.table import AvaTable
 from stad_core.boxes import BOX_TOLERANCE
@@ -139,6 +139,7 @@ def validate(
     Raises:
         AvaFormatError: naming ``path``, the line of the first bad row and what is wrong there.
     """
+    n_parsed = len(raw.line)
     raw, empty_video, all_null = _drop_trailing_blank_rows(raw)
     no_box = _rows_without_box(raw, empty_video)
     problems = Problems(no_box, lenient=lenient)
@@ -146,7 +147,17 @@ def validate(
         _check_empty_fields(problems, raw, kind, empty_video, all_null, no_box, allow_boxless_rows)
     if pixel_boxes is not None:
         divide_pixel_boxes(raw.columns["boxes"], pixel_boxes, path)
-    action, score = _check_values(problems, raw, kind, validate_boxes, known_action_ids, known_from)
+    # Bounds the fast parser collected accept clean columns without another pass (boxes divided
+    # by a frame size just now are checked afresh).
+    summary = raw.summary
+    if summary is not None and pixel_boxes is not None:
+        summary = ColumnSummary(
+            {k: v for k, v in summary.low.items() if k != "boxes"},
+            {k: v for k, v in summary.high.items() if k != "boxes"},
+            None,
+            summary.action_ids,
+        )
+    action, score = _check_values(problems, raw, kind, validate_boxes, known_action_ids, known_from, summary)
     person, warnings = _person_ids(problems, raw, path, strict_person_ids)
     if problems.row is not None:
         line = int(raw.line[problems.row])
@@ -167,7 +178,12 @@ def validate(
             video_index[keep], ts[keep], boxes[keep], action[keep], person[keep], line[keep]
         )
         score = None if score is None else score[keep]
-    videos, video_index = _drop_unused_videos(raw.videos, video_index)
+    if remove is not None or len(video_index) < n_parsed:
+        # Every parsed video id names a row (both parsers build the vocabulary from the rows),
+        # so only removed rows can leave one unused.
+        videos, video_index = _drop_unused_videos(raw.videos, video_index)
+    else:
+        videos = raw.videos
     return AvaTable(
         videos=videos,
         video_index=video_index,
@@ -258,34 +274,49 @@ def _check_values(
     validate_boxes: bool,
     known_action_ids: Collection[int] | None,
     known_from: str,
+    summary: ColumnSummary | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Timestamps, boxes, action ids and scores; returns ``action_id`` [N] int32 and ``score`` [N] or None."""
     cols, n = raw.columns, len(raw.line)
     ts = cols["timestamp"]
-    if not _all_within(ts, 0.0, np.inf):
+    if not (summary is not None and summary.within("timestamp", 0.0, np.inf)) and not _all_within(ts, 0.0, np.inf):
         bad = problems.valid(~(np.isfinite(ts) & (ts >= 0)))
         problems.offer(bad, lambda r: f"timestamp {float(ts[r])} is not a non-negative number")
-    check_boxes_and_scores(problems, cols["boxes"], cols.get("score"), validate=validate_boxes)
+    check_boxes_and_scores(problems, cols["boxes"], cols.get("score"), validate=validate_boxes, summary=summary)
     if raw.layout.has("action_id"):
         action = cols["action_id"]
         int32_max = np.iinfo(np.int32).max
-        low, high = (int(action.min()), int(action.max())) if n else (1, 1)
+        if summary is not None and "action_id" in summary.low and n:
+            low, high = int(summary.low["action_id"]), int(summary.high["action_id"])  # bounds of a superset
+        else:
+            low, high = (int(action.min()), int(action.max())) if n else (1, 1)
         if low < 1 or high > int32_max:
             problems.offer(
                 problems.valid(action < 1), lambda r: f"action id {int(action[r])} is not a positive integer", "AVA action ids are 1-based"
             )
             problems.offer(problems.valid(action > int32_max), lambda r: f"action id {int(action[r])} is too large")
         action = action.astype(np.int32, copy=False)
-        if known_action_ids is not None and n:
+        present = None if summary is None else summary.action_ids
+        if known_action_ids is not None and n and not (
+            present is not None and np.isin(present, np.fromiter(known_action_ids, dtype=np.int64)).all()
+        ):
             _check_known_actions(problems, action, (low, high), known_action_ids, known_from)
     else:
         action = _constant(n, -1, np.int32)
     return action, cols.get("score")
 
 
-def check_boxes_and_scores(problems: Problems, boxes: np.ndarray, score: np.ndarray | None, *, validate: bool = True) -> None:
+def check_boxes_and_scores(
+    problems: Problems,
+    boxes: np.ndarray,
+    score: np.ndarray | None,
+    *,
+    validate: bool = True,
+    summary: ColumnSummary | None = None,
+) -> None:
     """Boxes ``[N, 4]`` finite, inside ``[0, 1]`` +- ``BOX_TOLERANCE`` and not inverted (the last two
-    only when ``validate``); scores ``[N]`` (None: none) finite and inside ``[0, 1]``.
+    only when ``validate``); scores ``[N]`` (None: none) finite and inside ``[0, 1]``. ``summary``:
+    bounds collected by the parser, which spare the passes over columns they show clean.
 
     Read leniently, boxes outside ``[0, 1]`` are clipped in place; inverted boxes and scores outside
     ``[0, 1]`` are kept as given (frame-mAP drops detections without area and only ranks scores).
@@ -296,7 +327,7 @@ def check_boxes_and_scores(problems: Problems, boxes: np.ndarray, score: np.ndar
         return "(" + ", ".join(f"{v:g}" for v in boxes[r]) + ")"
 
     lo, hi = (-BOX_TOLERANCE, 1 + BOX_TOLERANCE) if validate else (-np.inf, np.inf)
-    if not _all_within(boxes, lo, hi):
+    if not (summary is not None and summary.within("boxes", lo, hi)) and not _all_within(boxes, lo, hi):
         finite = np.isfinite(boxes).all(axis=1)
         problems.offer(problems.valid(~finite), lambda r: f"box {show(r)} has a non-finite coordinate")
         if validate:
@@ -311,7 +342,8 @@ def check_boxes_and_scores(problems: Problems, boxes: np.ndarray, score: np.ndar
                 "clipped to [0, 1]",
             ):
                 boxes[outside] = np.clip(boxes[outside], 0.0, 1.0)
-    if validate:
+    if validate and not (summary is not None and summary.inverted is False):
+        # (Clipping above keeps boxes the parser saw upright, upright.)
         inverted = (boxes[:, 0] > boxes[:, 2]) | (boxes[:, 1] > boxes[:, 3])  # False for NaN
         problems.tolerate(
             problems.valid(inverted),
@@ -319,7 +351,7 @@ def check_boxes_and_scores(problems: Problems, boxes: np.ndarray, score: np.ndar
             "columns 3-6 must be x1,y1 (top-left) then x2,y2 (bottom-right)",
             "kept",
         )
-    if score is not None and not _all_within(score, 0.0, 1.0):
+    if score is not None and not (summary is not None and summary.within("score", 0.0, 1.0)) and not _all_within(score, 0.0, 1.0):
         finite = np.isfinite(score)
         problems.offer(problems.valid(~finite), lambda r: f"score {float(score[r])} is not a finite number")
         problems.tolerate(
@@ -399,7 +431,8 @@ def _person_ids(problems: Problems, raw: CsvColumns, path: Path, strict: bool) -
     if not raw.layout.has("person_id"):
         return _constant(n, -1, np.int64), []
     person = raw.columns["person_id"]
-    if raw.person_junk is None and _all_within(person, -1, np.iinfo(np.int64).max):
+    clean = raw.summary is not None and raw.summary.within("person_id", -1, np.iinfo(np.int64).max)
+    if raw.person_junk is None and (clean or _all_within(person, -1, np.iinfo(np.int64).max)):
         return person, []
     junk = raw.person_junk if raw.person_junk is not None else np.zeros(n, dtype=bool)
     negative = problems.valid(~junk & (person < -1))

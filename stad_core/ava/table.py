@@ -28,7 +28,8 @@ class AvaTable:
             A column the file does not have is read as a read-only broadcast view of -1 (no
             memory for 11M detection rows); copy it before writing into it.
         score: ``[N]`` float64 scores for detections, None for ground truth.
-        line: ``[N]`` int64 1-based line numbers in ``source`` (0 for rows built in memory).
+        line: ``[N]`` 1-based line numbers in ``source`` (0 for rows built in memory); int64, or
+            int32 as the CSV reader builds them (:func:`~stad_core.ava.csv_columns.line_dtype`).
         source: where the rows came from (a path, or ``"<memory>"``).
         boxless: ``(video_id, timestamp)`` of rows that named a keyframe but no box (AVA 2020 /
             AVA-Kinetics style "annotated, nobody there"); only filled when the reader allows them.

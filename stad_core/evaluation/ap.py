@@ -16,9 +16,9 @@ def precision_recall(tp_ranked: np.ndarray, num_gt: int) -> tuple[np.ndarray, np
         precision ``[D]`` and recall ``[D]`` (float64), computed as the official code does
         (cumulative counts as integers, one division each) so values are bit-identical.
     """
-    tp_cum = np.cumsum(tp_ranked.astype(np.int64))
+    tp_cum = np.cumsum(tp_ranked, dtype=np.int64).astype(np.float64)  # exact: counts < 2**53
     seen = np.arange(1, len(tp_ranked) + 1, dtype=np.int64)  # == tp_cum + fp_cum
-    return tp_cum.astype(np.float64) / seen, tp_cum.astype(np.float64) / num_gt
+    return tp_cum / seen, tp_cum / num_gt
 
 
 def voc_average_precision(precision: np.ndarray, recall: np.ndarray) -> float:

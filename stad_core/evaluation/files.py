@@ -68,9 +68,13 @@ def evaluate_files(
         )
     emit_warnings(gt.warnings + det.warnings, on_warning)
     excluded = read_exclusions(exclusions) if exclusions is not None else None
+    # Hand the detections over without keeping a reference here, so that the evaluation can let
+    # go of the columns it no longer needs (most of the table) before it ranks.
+    handed = [det]
+    del det
     return evaluate_frame_map(
         gt,
-        det,
+        handed.pop(),
         labels,
         exclusions=excluded,
         protocol=rules.protocol,

@@ -7,7 +7,10 @@ One pass over whole arrays, no per-keyframe Python loop:
 2. cap detections per keyframe with the official heap rule (:mod:`.topk`), then drop excluded
    keyframes, detections on keyframes the protocol ignores and degenerate boxes;
 3. match detections to ground truth of the same keyframe and class (:mod:`.matching`);
-4. rank each class's detections by score and compute VOC AP (:mod:`.ap`).
+4. rank each class's detections by score (:mod:`.ranking`) and compute VOC AP (:mod:`.ap`).
+
+Independent pieces (blocks of the cap, chunks of the matching, classes of the ranking) run on
+two threads (:mod:`.threads`); the results do not depend on it.
 
 Equal scores: the official evaluator ranks each class with numpy's (unstable) ``argsort`` on the
 class's scores concatenated keyframe by keyframe. We build the same array in the same order and
@@ -31,12 +34,14 @@ from stad_core.errors import StadError
 from stad_core.evaluation.ap import precision_recall, voc_average_precision
 from stad_core.evaluation.groups import class_groups
 from stad_core.evaluation.matching import best_ground_truth, first_claims
+from stad_core.evaluation.ranking import ClassRows, ranked_true_positives
 from stad_core.evaluation.rules import EvalRules, rules_for
-from stad_core.evaluation.topk import float_order_key32, top_k_per_keyframe
+from stad_core.evaluation.threads import for_chunks, parallel_map
+from stad_core.evaluation.topk import top_k_per_keyframe
 
 _TIME_BITS = 40
-#: Detections per chunk where per-row temporaries would otherwise grow with the file
-#: (``_match``, ``_class_lists_order``): tens of MB instead of hundreds on an 11M-row run.
+#: Detections per chunk of the matching, whose per-row temporaries would otherwise grow with the
+#: file: tens of MB instead of hundreds on an 11M-row run.
 MATCH_CHUNK = 1 << 20
 _MAX_TIME_CODE = (1 << _TIME_BITS) - 1
 
@@ -179,12 +184,15 @@ class _KeySpace:
 
 def _keyframe_ranks(
     table: AvaTable, rows: np.ndarray | None, space: _KeySpace, protocol: str
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Keyframe of each row (``rows``, or all rows when None), numbered by first appearance.
 
     Returns:
-        rank: ``[N]`` int32 first-appearance rank of each row's keyframe,
-        keys: ``[K]`` int64 keyframe key of each rank.
+        keys: ``[K]`` int64 keyframe key of each rank,
+        runs: ``([U] int32 rank, [U] int64 length)`` of the runs of rows with one keyframe:
+            ``np.repeat(run_rank, run_length)`` is each row's ``[N]`` rank, and
+            ``np.repeat(values[run_rank], run_length)`` takes per-keyframe ``values`` to the rows
+            (sequential, and cheaper than a gather by rank on ~11M rows).
 
     Keys are computed per run of equal ``(video, timestamp)`` rows -- AVA files list a
     keyframe's rows together, so there are ~K runs for N rows.
@@ -193,7 +201,7 @@ def _keyframe_ranks(
     ts = table.timestamp if rows is None else table.timestamp[rows]
     n = len(vi)
     if n == 0:
-        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), (np.zeros(0, np.int32), np.zeros(0, np.int64))
     change = np.empty(n, dtype=bool)
     change[0] = True
     np.not_equal(vi[1:], vi[:-1], out=change[1:])
@@ -206,7 +214,8 @@ def _keyframe_ranks(
     keys_by_rank = np.empty_like(unique)
     keys_by_rank[first_seen] = unique
     run_rank = first_seen[run_kf].astype(np.int32)
-    return np.repeat(run_rank, np.diff(np.r_[starts, n])), keys_by_rank
+    run_length = np.diff(np.r_[starts, n])
+    return keys_by_rank, (run_rank, run_length)
 
 
 def _dense_ids(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -294,43 +303,44 @@ def evaluate_frame_map(
     )
     gt = _prepare_groundtruth(groundtruth, lut, n_classes, space, excluded_keys, rules, stats)
     det = _select_detections(detections, groundtruth, gt, lut, space, excluded_keys, rules, stats)
+    # The table's other columns are not needed any more: when the caller handed it over (as
+    # evaluate_files does), its memory (~0.6 GB at AVA-val scale) goes before the ranking.
+    del detections
 
-    # ---- each class's list as the official code concatenates it: keyframes in first-seen
-    # order, inside a keyframe by descending score (file order for PySlowFast), equal scores in
-    # file order. Restricted to one keyframe and class, this is also the visiting order of the
-    # greedy matching.
-    order = _class_lists_order(det, n_classes, by_score=not rules.match_in_file_order)
-    tp = _match(gt, det, order, n_classes, rules, iou_threshold)
+    by_score = not rules.match_in_file_order
+    tp = _match(gt, det, n_classes, rules, iou_threshold)
+    det.boxes = det.box_rows = det.gt_keyframe = None  # matched: only classes, scores and ranks are left
 
-    # ---- AP per class
-    bounds = np.searchsorted(det.cls[order], np.arange(n_classes + 1))
+    # ---- AP per class, on each class's list as the official code concatenates it (see
+    # :mod:`.ranking`), the classes in parallel.
+    class_rows = ClassRows(det.cls, n_classes)
     groups = class_groups(labelmap, [int(c) for c in class_ids])
     group_of = {cid: name for name, ids in groups.items() for cid in ids}
+
+    def one_class(c: int) -> tuple[ClassResult, tuple[np.ndarray, np.ndarray] | None]:
+        cid = int(class_ids[c])
+        tp_ranked = ranked_true_positives(class_rows.rows(c), det.score, det.image_rank, tp, by_score=by_score)
+        ap, curve = math.nan, None
+        if gt.num_gt[c] > 0 and not (rules.only_detected_classes and len(tp_ranked) == 0):
+            curve = precision_recall(tp_ranked, int(gt.num_gt[c]))
+            ap = voc_average_precision(*curve)
+        result = ClassResult(
+            id=cid,
+            name=str(labelmap.names[cid]),
+            group=group_of[cid],
+            ap=ap,
+            num_gt=int(gt.num_gt[c]),
+            num_det=len(tp_ranked),
+            num_tp=int(np.count_nonzero(tp_ranked)),
+        )
+        return result, curve
+
     classes: list[ClassResult] = []
     curves: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for c, cid in enumerate(class_ids.tolist()):
-        seg = order[bounds[c] : bounds[c + 1]]
-        # The official ranking: numpy's default argsort of the concatenated scores, reversed.
-        # It is not stable, so equal scores land where that sort puts them -- we call the same
-        # sort on the same array to land them in the same place.
-        seg = seg[np.argsort(det.score[seg])[::-1]]
-        tp_ranked = tp[seg]
-        ap = math.nan
-        if gt.num_gt[c] > 0 and not (rules.only_detected_classes and len(seg) == 0):
-            precision, recall = precision_recall(tp_ranked, int(gt.num_gt[c]))
-            ap = voc_average_precision(precision, recall)
-            curves[cid] = (precision, recall)
-        classes.append(
-            ClassResult(
-                id=cid,
-                name=str(labelmap.names[cid]),
-                group=group_of[cid],
-                ap=ap,
-                num_gt=int(gt.num_gt[c]),
-                num_det=len(seg),
-                num_tp=int(np.count_nonzero(tp_ranked)),
-            )
-        )
+    for result, curve in parallel_map(one_class, range(n_classes)):
+        classes.append(result)
+        if curve is not None:
+            curves[result.id] = curve
     by_id = {c.id: c.ap for c in classes}
     return FrameMapResult(
         mAP=_official_mean(by_id),
@@ -343,56 +353,20 @@ def evaluate_frame_map(
     )
 
 
-def _class_lists_order(det: _Detections, n_classes: int, *, by_score: bool) -> np.ndarray:
-    """``[D]`` permutation: by class, then keyframe (``image_rank``), then descending score (when
-    ``by_score``), equal scores in file order -- two stable sorts' result, with one.
+def _lookup(lut: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``lut[max(ids, 0)]`` for ``[N]`` int ``ids``, a chunk at a time: a gather by an int32 index
+    makes an int64 copy of it first (95 MB for 11.8M rows, and fresh pages are slow to touch)."""
+    out = np.empty(len(ids), dtype=lut.dtype)
 
-    The score enters as its float32 order key packed below the (class, keyframe) group, so one
-    stable sort of uint64 does it; groups where distinct float64 scores share a float32 key
-    (rare) are re-sorted exactly afterwards.
-    """
-    n_images = int(det.image_rank.max(initial=0)) + 1
-    score = det.score
-    if (by_score and n_classes * n_images >= 1 << 31) or not bool(np.isfinite(score).all()):
-        order = np.argsort(-score, kind="stable") if by_score else np.arange(len(score))
-        return order[np.argsort((det.cls.astype(np.int64) * n_images + det.image_rank)[order], kind="stable")]
-    # First a stable radix sort by class (16-bit keys): rows are then already in keyframe order
-    # within a class when keyframes come in file order, so the stable (run-detecting) sort below
-    # has little left to do. Ties keep file order through both sorts.
-    cls_key = det.cls.astype(np.int16) if n_classes < 1 << 15 else det.cls
-    by_class = np.argsort(cls_key, kind="stable")
-    del cls_key
-    group = det.cls[by_class].astype(np.int64)
-    group *= n_images
-    group += det.image_rank[by_class]
-    if not by_score:
-        return by_class[np.argsort(group, kind="stable")]
-    packed = group.view(np.uint64)  # group keys are >= 0: the same bits, no copy
-    del group
-    packed <<= np.uint64(32)
-    # Chunked, like the neighbour test below: per-row temporaries stay small on 11M-row runs.
-    signed = bool(np.signbit(score).any())
-    for lo in range(0, len(packed), MATCH_CHUNK):
-        rows = by_class[lo : lo + MATCH_CHUNK]
-        packed[lo : lo + MATCH_CHUNK] |= ~float_order_key32(score[rows], signed=signed)  # descending score
-    order = np.argsort(packed, kind="stable")
-    same = np.empty(max(len(order) - 1, 0), dtype=bool)  # [D-1] neighbours with equal group and float32 key
-    for lo in range(0, len(same), MATCH_CHUNK):
-        at = order[lo : lo + MATCH_CHUNK + 1]
-        same[lo : lo + len(at) - 1] = packed[at[1:]] == packed[at[:-1]]
-    del packed
-    order = by_class[order]
-    if not same.any():
-        return order
-    s = score[order]
-    mixed = same & (s[1:] != s[:-1])
-    if not mixed.any():
-        return order  # equal keys are equal scores: file order is right
-    run = np.cumsum(np.r_[True, ~same])  # [D] run of equal packed keys
-    pos = np.flatnonzero(np.isin(run, run[1:][mixed]))  # those runs' positions (contiguous)
-    sub = order[pos]
-    order[pos] = sub[np.lexsort((sub, -score[sub], run[pos]))]
-    return order
+    def chunk(lo: int, hi: int) -> None:
+        out[lo:hi] = lut[np.maximum(ids[lo:hi], 0)]
+
+    for_chunks(len(ids), chunk)
+    return out
+
+
+def _index_dtype(n: int) -> type:
+    return np.int32 if n < 1 << 31 else np.int64
 
 
 @dataclass
@@ -442,11 +416,11 @@ def _prepare_groundtruth(
 class _Detections:
     """Detections that take part in matching and ranking, in file order."""
 
-    cls: np.ndarray  # [D] int32 class index
+    cls: np.ndarray  # [D] int32 class index; the number of classes for rows that take no part
     score: np.ndarray  # [D] float64 (float32 for MMAction2's rules)
-    boxes: np.ndarray  # [N, 4] every row's box; detection i's is boxes[box_rows[i]]
+    boxes: np.ndarray | None  # [N, 4] every row's box; detection i's is boxes[box_rows[i]] (None once matched)
     box_rows: np.ndarray | None  # [D] int64 row of each detection in ``boxes`` (None: row i)
-    gt_keyframe: np.ndarray  # [D] int32 index into _GroundTruth.keyframes, -1 if none
+    gt_keyframe: np.ndarray | None  # [D] int32 index into _GroundTruth.keyframes, -1 if none (None once matched)
     image_rank: np.ndarray  # [D] int32 keyframe order of the official per-class lists
 
 
@@ -465,7 +439,7 @@ def _select_detections(
     Keyframe attributes are computed once per keyframe (indexed by first-seen rank) and rows carry
     only that rank: on AVA-val scale that saves a dozen passes over ~11M rows.
     """
-    cls_all = lut[np.maximum(table.action_id, 0)]
+    cls_all = _lookup(lut, table.action_id)
     if len(cls_all) and cls_all.min() >= 0 and table.action_id.min() >= 0:
         rows = None  # every row is evaluated (the common case): no gathers
         n_rows = len(table)
@@ -474,7 +448,23 @@ def _select_detections(
         rows = np.flatnonzero(cls_all >= 0)  # ascending: file order
         n_rows = len(rows)
     stats["det_rows_not_in_labelmap"] = len(table) - n_rows
-    rank, kf_keys = _keyframe_ranks(table, rows, space, rules.protocol)  # [N] int32, [K] int64
+    kf_keys, runs = _keyframe_ranks(table, rows, space, rules.protocol)  # [K] int64, runs
+    # Each row's keyframe rank, [N] int32, made from the runs only when needed (MMAction2's rules
+    # never need it): a fresh 47 MB array costs as much to touch as to fill.
+    rank: np.ndarray | None = None
+
+    def row_rank() -> np.ndarray:
+        nonlocal rank
+        if rank is None:
+            rank = np.repeat(runs[0], runs[1])
+        return rank
+
+    def per_row(values: np.ndarray) -> np.ndarray:
+        """``values[rank]`` for per-keyframe ``values`` [K]: by runs while the rows are those read."""
+        if runs is None:
+            return values[row_rank()]
+        return np.repeat(values[runs[0]], runs[1])
+
     if rules.top_k is not None and n_rows:
 
         def tiebreak(idx: np.ndarray) -> np.ndarray:  # the heap tuple after the score
@@ -482,18 +472,25 @@ def _select_detections(
             b = table.boxes[r]
             return np.column_stack([table.action_id[r].astype(np.float64), b[:, 1], b[:, 0], b[:, 3], b[:, 2]])
 
-        kept = top_k_per_keyframe(rank, table.score if rows is None else table.score[rows], tiebreak, rules.top_k)
+        kept = top_k_per_keyframe(
+            row_rank(), table.score if rows is None else table.score[rows], tiebreak, rules.top_k, runs=runs
+        )
         kept_rows = np.flatnonzero(kept)
         del kept
         stats["det_rows_over_top_k"] = n_rows - len(kept_rows)
         rows = kept_rows if rows is None else rows[kept_rows]
-        rank = rank[kept_rows]
+        rank = row_rank()[kept_rows]
+        runs = None
         del kept_rows
 
-    # Per-keyframe decisions, then one gather per row (none while every row stays: ``rows``
-    # None means all of them, in file order).
-    keep = ~np.isin(kf_keys, excluded_keys)[rank]
-    stats["det_rows_excluded"] = int(np.count_nonzero(~keep))
+    # Per-keyframe decisions (counted per keyframe), then one expansion to the rows (no gather
+    # of the columns while every row stays: ``rows`` None means all of them, in file order).
+    if runs is not None:
+        kf_rows = np.bincount(runs[0], weights=runs[1], minlength=len(kf_keys)).astype(np.int64)
+    else:
+        kf_rows = np.bincount(row_rank(), minlength=len(kf_keys))
+    keep_kf = ~np.isin(kf_keys, excluded_keys)  # [K]
+    stats["det_rows_excluded"] = int(kf_rows[~keep_kf].sum())
     if rules.unknown_keyframes != "fp":
         if rules.unknown_keyframes == "ignore":
             listed = gt.keyframes
@@ -501,24 +498,38 @@ def _select_detections(
             boxless = groundtruth.boxless
             boxless_keys = space.pair_keys([v for v, _ in boxless], [t for _, t in boxless], rules.protocol, groundtruth.source)
             listed = np.union1d(gt.key_all, boxless_keys)
-        known = np.isin(kf_keys, listed)[rank]
-        stats["det_rows_on_unlisted_keyframes"] = int(np.count_nonzero(keep & ~known))
-        keep &= known
+        known_kf = np.isin(kf_keys, listed)
+        stats["det_rows_on_unlisted_keyframes"] = int(kf_rows[keep_kf & ~known_kf].sum())
+        keep_kf &= known_kf
+    keep = per_row(keep_kf)
     if rules.drop_degenerate:
         b = table.boxes
-        proper = (b[:, 0] < b[:, 2]) & (b[:, 1] < b[:, 3])
-        if rows is not None:
-            proper = proper[rows]
+        if rows is None:
+            proper = np.empty(len(b), dtype=bool)
+
+            def upright(lo: int, hi: int) -> None:
+                proper[lo:hi] = (b[lo:hi, 0] < b[lo:hi, 2]) & (b[lo:hi, 1] < b[lo:hi, 3])
+
+            for_chunks(len(b), upright)
+        else:  # only the rows still in (a quarter after the top-k cap)
+            proper = (b[rows, 0] < b[rows, 2]) & (b[rows, 1] < b[rows, 3])
         stats["det_rows_degenerate"] = int(np.count_nonzero(keep & ~proper))
         keep &= proper
         del proper
+    dropped = None  # [N] bool rows that take no part although they stay in the arrays
     if not keep.all():
-        selected = np.flatnonzero(keep)
-        rows = selected if rows is None else rows[selected]
-        rank = rank[selected]
-        del selected
+        if rows is None and 2 * int(np.count_nonzero(keep)) > len(keep):
+            # Most rows stay (no top-k cap): mark the others instead of gathering every column.
+            dropped = ~keep
+        else:
+            selected = np.flatnonzero(keep)
+            rows = selected if rows is None else rows[selected]
+            rank = row_rank()[selected]
+            runs = None
+            del selected
     del keep
-    stats["det_rows_evaluated"] = len(rank)
+    in_arrays = n_rows if rows is None else len(rows)
+    stats["det_rows_evaluated"] = in_arrays - (0 if dropped is None else int(np.count_nonzero(dropped)))
 
     # Each keyframe's place among the ground-truth keyframes (-1: none).
     if len(gt.keyframes):
@@ -526,18 +537,30 @@ def _select_detections(
         kf_gt = np.where(gt.keyframes[pos] == kf_keys, pos, -1).astype(np.int32)
     else:
         kf_gt = np.full(len(kf_keys), -1, dtype=np.int32)
-    gt_keyframe = kf_gt[rank]
-    image_rank = rank
-    if rules.unknown_keyframes == "ignore":
-        # MMAction2 walks keyframes in ground-truth file order (its detections all have GT here).
+    gt_keyframe = per_row(kf_gt)
+    if rules.unknown_keyframes != "ignore":
+        image_rank = row_rank()
+    else:
+        # MMAction2 walks keyframes in ground-truth file order (its detections all have GT here;
+        # dropped rows, marked below, may have none and get any rank).
         _, gt_unique, gt_first_seen = _dense_ids(gt.key)
-        image_rank = gt_first_seen.astype(np.int32)[gt_keyframe]
+        image_rank = per_row(gt_first_seen.astype(np.int32)[kf_gt])
+    cls = cls_all if rows is None else cls_all[rows]
+    if dropped is not None:
+        cls[dropped] = int(lut.max()) + 1  # the class after the last: outside every class's list
+        gt_keyframe[dropped] = -1  # and no ground truth to match
+    score = table.score if rows is None else table.score[rows]
+    if rules.float32:  # MMAction2 builds float32 score arrays; the ranking sorts those very values
+        score32 = np.empty(len(score), dtype=np.float32)
+
+        def cast(lo: int, hi: int) -> None:
+            score32[lo:hi] = score[lo:hi]
+
+        for_chunks(len(score), cast)
+        score = score32
     return _Detections(
-        cls=cls_all if rows is None else cls_all[rows],
-        # MMAction2 builds float32 score arrays; the ranking sorts those very values.
-        score=(table.score if rows is None else table.score[rows]).astype(
-            np.float32 if rules.float32 else np.float64, copy=False
-        ),
+        cls=cls,
+        score=score if rules.float32 else score.astype(np.float64, copy=False),
         boxes=table.boxes,
         box_rows=rows,
         gt_keyframe=gt_keyframe,
@@ -548,16 +571,12 @@ def _select_detections(
 def _match(
     gt: _GroundTruth,
     det: _Detections,
-    visit: np.ndarray,
     n_classes: int,
     rules: EvalRules,
     iou_threshold: float,
 ) -> np.ndarray:
-    """``[D]`` bool true-positive flag of each detection (see :mod:`.matching`).
-
-    ``visit`` lists detections in visiting order (only the order inside a keyframe and class
-    matters).
-    """
+    """``[D]`` bool true-positive flag of each detection (see :mod:`.matching`): within a keyframe
+    and class, detections are visited by descending score (file order for PySlowFast's rules)."""
     d = len(det.cls)
     tp = np.zeros(d, dtype=bool)
     if d == 0 or len(gt.key) == 0:
@@ -577,12 +596,14 @@ def _match(
         group_count = np.zeros(n_groups + 1, dtype=index)
         group_count[:n_groups] = np.bincount(gt_group_sorted, minlength=n_groups)
         group_start = np.cumsum(group_count, dtype=index) - group_count
-    best = np.full(d, -1, dtype=np.int64)
+    best = np.full(d, -1, dtype=_index_dtype(len(gt.key)))  # [D] chosen ground-truth row
     passes = np.zeros(d, dtype=bool)
     # A chunk of detections at a time: each one's best box is its own business, so per-detection
     # temporaries (group, candidates, gathered boxes, IoU blocks) stay at tens of MB instead of
-    # growing with the file (hundreds of MB for an 11M-row run without the top-k cap).
-    for lo in range(0, d, MATCH_CHUNK):
+    # growing with the file (hundreds of MB for an 11M-row run without the top-k cap), and
+    # chunks go to two threads (each writes only its own rows of ``best`` and ``passes``).
+
+    def match_chunk(lo: int) -> None:
         hi = min(d, lo + MATCH_CHUNK)
         keyframe = det.gt_keyframe[lo:hi]
         det_group = keyframe.astype(index)
@@ -600,4 +621,7 @@ def _match(
         best_c, iou_c = best_ground_truth(boxes, start[cand], count[cand], gt_boxes_sorted, float32=rules.float32)
         best[rows] = best_c
         passes[rows] = iou_c >= iou_threshold
-    return first_claims(best, passes, visit)
+
+    for _ in parallel_map(match_chunk, range(0, d, MATCH_CHUNK)):
+        pass
+    return first_claims(best, passes, None if rules.match_in_file_order else det.score)

@@ -1,8 +1,9 @@
 """Greedy detection-to-ground-truth matching, the AVA/Pascal way, for all keyframes at once.
 
-Within one keyframe and class, detections are visited in a fixed order (by descending score, or
-file order for PySlowFast); each looks only at its highest-IoU ground-truth box (the first one on
-ties) and is a true positive iff that IoU is >= the threshold and that box is still unclaimed.
+Within one keyframe and class, detections are visited in a fixed order (by descending score, equal
+scores in file order, or file order for PySlowFast); each looks only at its highest-IoU ground-truth
+box (the first one on ties) and is a true positive iff that IoU is >= the threshold and that box is
+still unclaimed.
 There is no fall-back to the second-best box. A detection's best box does not depend on what
 happened before it, so the whole pass reduces to: a detection is a true positive iff its IoU
 passes and it is the *first* passing detection (in visiting order) that names its box.
@@ -96,23 +97,33 @@ def best_ground_truth(
     return best, best_iou
 
 
-def first_claims(best: np.ndarray, passes: np.ndarray, visit_order: np.ndarray) -> np.ndarray:
+def first_claims(best: np.ndarray, passes: np.ndarray, score: np.ndarray | None) -> np.ndarray:
     """True positives of the greedy pass.
+
+    Detections that name the same box share its keyframe and class, so of those that pass, the
+    first one visited claims it: the highest ``score`` (equal scores: the first in file order),
+    or the first in file order when ``score`` is None (PySlowFast visits in file order).
 
     Args:
         best: ``[D]`` chosen ground-truth index per detection (globally unique per box).
         passes: ``[D]`` bool, IoU with that box >= threshold.
-        visit_order: ``[D]`` permutation listing detections in visiting order (only the relative
-            order of detections that share a box matters).
+        score: ``[D]`` the scores the visiting order sorts by, or None.
 
     Returns:
         ``[D]`` bool: passes, and no earlier detection (in visiting order) claimed the same box.
     """
     tp = np.zeros(len(best), dtype=bool)
-    visiting = visit_order[passes[visit_order]]
+    visiting = np.flatnonzero(passes)  # file order
     if len(visiting) == 0:
         return tp
-    # np.unique sorts stably when return_index is asked for: the index is the first occurrence.
-    _, first = np.unique(best[visiting], return_index=True)
-    tp[visiting[first]] = True
+    if score is None:
+        # np.unique sorts stably when return_index is asked for: the index is the first occurrence.
+        _, first = np.unique(best[visiting], return_index=True)
+        tp[visiting[first]] = True
+        return tp
+    # By box, then descending score (NaN last, as a descending sort puts it), then file order.
+    order = np.lexsort((visiting, -score[visiting], best[visiting]))
+    boxes = best[visiting[order]]
+    starts = np.r_[True, boxes[1:] != boxes[:-1]]
+    tp[visiting[order[starts]]] = True
     return tp

@@ -27,6 +27,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from stad_core.evaluation.threads import for_chunks, parallel_map
+
 
 def float_order_key32(values: np.ndarray, *, signed: bool | None = None) -> np.ndarray:
     """``[N]`` uint32 keys whose unsigned order is the order of ``values`` rounded to float32.
@@ -55,6 +57,8 @@ def top_k_per_keyframe(
     score: np.ndarray,
     tiebreak: np.ndarray | Callable[[np.ndarray], np.ndarray],
     k: int,
+    *,
+    runs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Rows the official top-``k`` heap keeps, rows given in file order.
 
@@ -65,6 +69,9 @@ def top_k_per_keyframe(
             compared lexicographically when scores are equal -- or a function returning those
             rows for an index array (only the few rows tied at a boundary are ever asked for).
         k: heap capacity per keyframe (>= 1).
+        runs: ``([U] keyframe, [U] length)`` of the runs of equal ``keyframe`` that it repeats
+            (optional): the row counts per keyframe and whether keyframes come in order are
+            then read off the runs instead of a pass over the N rows.
 
     Returns:
         ``[N]`` bool mask of the surviving rows.
@@ -74,24 +81,36 @@ def top_k_per_keyframe(
     if n == 0:
         return keep
     kf = np.asarray(keyframe)
-    counts = np.bincount(kf)
+    if runs is not None:
+        run_kf, run_length = runs
+        counts = np.bincount(run_kf, weights=run_length).astype(np.int64)
+        in_order = len(run_kf) < 2 or bool((run_kf[1:] >= run_kf[:-1]).all())
+    else:
+        counts = np.bincount(kf)
+        in_order = n < 2 or bool((kf[1:] >= kf[:-1]).all())
     if counts.max() <= k:
         return keep
 
-    # 1) float32 threshold per keyframe: the k-th largest rounded score.
-    key32 = float_order_key32(score)
+    # 1) float32 threshold per keyframe: the k-th largest rounded score. The keys are made a
+    # block or chunk at a time (one ``signed`` for all, so they compare): no [N] key array.
+    signed = bool(np.signbit(score).any())
     over = np.flatnonzero(counts > k)
     threshold = np.zeros(len(counts), dtype=np.uint32)  # 0 keeps every row of small keyframes
-    if n > 1 and bool((kf[1:] >= kf[:-1]).all()):
-        threshold[over] = _kth_largest_in_runs(key32, np.cumsum(counts) - counts, counts, over, k)
+    if in_order:
+        threshold[over] = _kth_largest_in_runs(score, np.cumsum(counts) - counts, counts, over, k, signed=signed)
     else:
         packed = kf.astype(np.uint64)
         packed <<= np.uint64(32)
-        packed |= key32
+        packed |= float_order_key32(score, signed=signed)
         packed.sort()  # a value sort of uint64 (SIMD in numpy), far cheaper than an argsort
         threshold[over] = (packed[np.cumsum(counts)[over] - k] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         del packed
-    candidate = key32 >= threshold[kf]
+    candidate = np.empty(n, dtype=bool)
+
+    def above(lo: int, hi: int) -> None:
+        candidate[lo:hi] = float_order_key32(score[lo:hi], signed=signed) >= threshold[kf[lo:hi]]
+
+    for_chunks(n, above)
     keep = candidate  # exact for keyframes whose candidates number exactly k (the common case)
 
     # 2) keyframes with more than k candidates: float32 collisions or true ties at the boundary.
@@ -108,36 +127,43 @@ def top_k_per_keyframe(
 
 
 def _kth_largest_in_runs(
-    key: np.ndarray, start: np.ndarray, count: np.ndarray, groups: np.ndarray, k: int
+    score: np.ndarray, start: np.ndarray, count: np.ndarray, groups: np.ndarray, k: int, *, signed: bool
 ) -> np.ndarray:
-    """``[G]`` k-th largest of ``key[start[g] : start[g] + count[g]]`` for each of ``groups``
-    (every ``count[g] >= k``): rows of a keyframe are contiguous -- AVA files list a keyframe's
-    rows together -- so each keyframe is one row of a zero-padded matrix and ``np.partition``
-    (linear time) replaces a sort of all N keys.
+    """``[G]`` uint32: the k-th largest float32 order key (:func:`float_order_key32` with
+    ``signed``) of ``score[start[g] : start[g] + count[g]]`` for each of ``groups`` (every
+    ``count[g] >= k``): rows of a keyframe are contiguous -- AVA files list a keyframe's rows
+    together -- so each keyframe is one row of a zero-padded matrix and ``np.partition`` (linear
+    time) replaces a sort of all N keys.
 
-    ``key``: ``[N]`` uint32; ``start``/``count``: ``[K]`` int; ``groups``: ``[G]`` int into those.
+    ``score``: ``[N]`` float; ``start``/``count``: ``[K]`` int; ``groups``: ``[G]`` int into those.
     Zero padding never exceeds a real key, so it does not change the k-th largest.
     """
-    out = np.zeros(len(groups), dtype=key.dtype)
+    out = np.zeros(len(groups), dtype=np.uint32)
     if len(groups) == 0:
         return out
     # Buckets of keyframes whose row count is in (2^(j-1), 2^j]: padding wastes < 2x.
     width_class = np.ceil(np.log2(count[groups])).astype(np.int64)
     order = np.argsort(width_class, kind="stable")
     edges = np.flatnonzero(np.r_[True, width_class[order][1:] != width_class[order][:-1], True])
+    blocks: list[tuple[np.ndarray, int]] = []  # (members, padded width) of each block of <= 1M keys
     for lo, hi in zip(edges[:-1], edges[1:]):
         members_all = order[lo:hi]
         width = int(count[groups[members_all]].max())
-        step = max(1, (1 << 22) // width)
+        step = max(1, (1 << 20) // width)
+        blocks += [(members_all[s : s + step], width) for s in range(0, len(members_all), step)]
+
+    def kth(block: tuple[np.ndarray, int]) -> None:  # blocks are independent: two threads
+        members, width = block
         offsets = np.arange(width)
-        for s in range(0, len(members_all), step):
-            members = members_all[s : s + step]
-            g = groups[members]
-            valid = offsets[None, :] < count[g][:, None]
-            idx = np.where(valid, start[g][:, None] + offsets[None, :], 0)
-            block = key[idx]
-            block[~valid] = 0
-            out[members] = np.partition(block, width - k, axis=1)[:, width - k]
+        g = groups[members]
+        valid = offsets[None, :] < count[g][:, None]
+        idx = np.where(valid, start[g][:, None] + offsets[None, :], 0)
+        values = float_order_key32(score[idx], signed=signed)
+        values[~valid] = 0
+        out[members] = np.partition(values, width - k, axis=1)[:, width - k]
+
+    for _ in parallel_map(kth, blocks):
+        pass
     return out
 
 

@@ -260,6 +260,62 @@ def test_split_reader_matches_the_one_reader(tmp_path: Path, monkeypatch: pytest
         assert_same_table(*read_both_ways(path, "detections", 8))
 
 
+@pytest.mark.parametrize(("margin", "fallback"), [(0.5, True), (1.5, False)])
+def test_split_reader_with_too_little_room_falls_back_to_one_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, margin: float, fallback: bool
+) -> None:
+    """The two parts write into columns sized by a row estimate from the first bytes (times a
+    margin); when the rows outnumber that room, the file is read in one piece instead."""
+    head = [f"video_{i % 3},0902,0.100000,0.200000,0.500000,0.600000,{1 + i % 80},0.123456" for i in range(40)]
+    rest = [f"v{i % 5},903,0,0,1,1,{1 + i % 80},0.5" for i in range(400)]
+    path = write(tmp_path, "\n".join(head + rest) + "\n")
+    single = read_ava_csv(path, kind="detections")
+    parse_serial = csv_fast._parse_serial
+    monkeypatch.setattr(csv_fast, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(csv_fast, "CAPACITY_MARGIN", margin)
+    monkeypatch.setattr(csv_fast, "CAPACITY_SLACK", 0)
+    serial = []
+    monkeypatch.setattr(csv_fast, "_parse_serial", lambda *a: serial.append(1) or parse_serial(*a))
+    split = read_ava_csv(path, kind="detections")
+    monkeypatch.undo()
+    assert len(split) == 440 and bool(serial) == fallback
+    assert_same_table(split, single)
+
+
+def test_fractional_timestamps_late_in_a_split_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fractional timestamp in the second part of a split file keeps its fraction, and the
+    table equals the diagnostic path's."""
+    lines = [f"v{i % 3},{902 + i % 9},0.1,0.2,0.5,0.6,{1 + i % 80},0.{i:04d}" for i in range(600)]
+    lines[555] = "v1,0903.5,0.1,0.2,0.5,0.6,7,0.5"
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    monkeypatch.setattr(csv_fast, "SPLIT_BYTES", 0)
+    fast, slow = read_both_ways(path, "detections", 8)
+    assert fast.timestamp[555] == 903.5 and fast.timestamp.dtype == np.float64
+    assert_same_table(fast, slow)
+
+
+@pytest.mark.parametrize(
+    ("row", "match"),
+    [
+        ("v1,0903,0.6,0.2,0.5,0.6,7,0.5", "x1 > x2"),
+        ("v1,0903,0.1,0.2,0.5,1.6,7,0.5", "outside"),
+        ("v1,0903,0.1,0.2,0.5,0.6,7,1.5", "score 1.5"),
+        ("v1,0903,0.1,0.2,0.5,0.6,77,0.5", "action id 77 is not in"),
+        ("v1,0903,0.1,0.2,0.5,0.6,7,nan", "score nan"),
+    ],
+)
+def test_problems_in_the_second_part_of_a_split_file_name_their_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, row: str, match: str
+) -> None:
+    """Validation trusts the bounds the two readers collected only to accept a column: a bad
+    value in either part is still found and named with its line."""
+    lines = [f"v{i % 3},{902 + i % 9},0.1,0.2,0.5,0.6,{1 + i % 9},0.{i:04d}" for i in range(600)]
+    lines[554] = row
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    monkeypatch.setattr(csv_fast, "SPLIT_BYTES", 0)
+    raises_at(path, 555, match, kind="detections", known_action_ids=range(1, 10))
+
+
 @pytest.mark.shared_data
 def test_fast_and_diagnostic_paths_agree_on_a_real_file(shared_data: Path) -> None:
     assert_same_table(*read_both_ways(shared_data / MM_GT, "groundtruth", 8))
