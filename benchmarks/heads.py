@@ -122,7 +122,7 @@ def build_chain(args: argparse.Namespace, frames: int, stride: int) -> Chain:
     uris = bank_uris(extract)
     banks = BankSet(open_reader(uris["long_term"], cache_bytes=256 << 20),
                     open_reader(uris["context"], cache_bytes=256 << 20))
-    return Chain(data.labelmap, data.groundtruth("train"), data.groundtruth("val"), data.exclusions, banks,
+    return Chain(data.labelmap, data.trainable("train"), data.groundtruth("val"), data.exclusions, banks,
                  banks.actors.spec.feature_dim, banks.context.spec.feature_dim, grid, timings)
 
 
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--heads", nargs="+", default=list(HEAD_VARIANTS), choices=list(HEAD_VARIANTS))
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None, help="head learning rate (demo recipe: the demo's; else 1e-3)")
     p.add_argument("--latent", type=int, default=64, help="latent/reduced/relation dims of the heads")
     p.add_argument("--window", type=int, default=60, help="long-term window width in seconds")
     p.add_argument("--per-second", type=int, default=5, help="long-term rows per second")
@@ -292,6 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.epochs = args.epochs or demo.train.epochs
         args.videos = args.videos or demo.synth.videos
         args.clip = f"{demo.extract.num_frames}x{demo.extract.stride}"
+        args.lr = args.lr or demo.train.lr
+        # the demo's head recipe (standardised rows, no classifier dropout) unless --set says otherwise
+        given = {kv.split("=", 1)[0] for kv in args.set}
+        args.set = [f"{k}={getattr(demo.train, k)}" for k in ("input_norm", "dropout") if k not in given] + args.set
+    args.lr = args.lr or 1e-3
     args.epochs = args.epochs or (3 if quick else 8)
     frames, stride = (int(x) for x in args.clip.split("x"))
     args.videos = args.videos or (8 if quick else 64)

@@ -4,4 +4,4 @@ Pure torch/numpy/pyav/pyarrow. This package must import without Prefect and with
 (``tests/test_layering.py`` enforces it).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -26,7 +26,14 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from stad_core.ava.proposals import KeyframeDetections, checked_person_ids
 from stad_core.banks import ActorRows, BankError, ContextMaps, FeatureBankWriter
 from stad_core.config import StageConfig
-from stad_core.models.actor_features import context_maps, roi_actor_features
+from stad_core.models.actor_features import (
+    GEOMETRY_DIM,
+    appearance_dim,
+    appearance_targets,
+    box_geometry,
+    context_maps,
+    roi_actor_features,
+)
 from stad_core.models.base import VideoBackbone, frames_to_clip
 from stad_core.progress import ProgressFn, report
 
@@ -43,6 +50,10 @@ class ExtractConfig(StageConfig):
         "mean", description="pool the map over time before RoIAlign: mean, or max (MMAction2's AVA trick)")
     roi_context: bool = Field(False, description="append the clip's global pooled feature to every actor row "
                               "(RoI 'with context': the rows get twice the backbone's channels)")
+    roi_geometry: bool = Field(False, description="append the box's geometry (x1, y1, x2, y2, log aspect) to every "
+                               "actor row: RoIAlign's fixed grid drops it (docs/heads.md)")
+    roi_appearance: bool = Field(False, description="append the mean colour of the box and of the whole key frame "
+                                 "(6 columns, in [0, 1]): what a long-term window is read for (docs/heads.md)")
     context_grid: int | None = Field(None, ge=1, description="pool context maps to this grid (null: full map)")
     batch_size: int = Field(8, ge=1, description="clips per backbone forward (clips of one video)")
     num_workers: int = Field(2, ge=0, description="decoding worker processes (0: decode in the main process)")
@@ -53,13 +64,15 @@ class ExtractConfig(StageConfig):
 
     def feature_dim(self, backbone_channels: int) -> int:
         """Width of an actor row for a backbone with ``backbone_channels`` (doubled with context)."""
-        return backbone_channels * (2 if self.roi_context else 1)
+        return (backbone_channels * (2 if self.roi_context else 1) + (GEOMETRY_DIM if self.roi_geometry else 0)
+                + (appearance_dim(1) if self.roi_appearance else 0))
 
     def roi_recipe(self) -> str:
         """The bank spec's ``roi_recipe`` (``roi_align7_tavg_smax``; ``_tmax`` / ``_ctx`` with the tricks)."""
         aligned = "_aligned" if self.roi_aligned else ""
         t = "tmax" if self.roi_temporal_pool == "max" else "tavg"
-        return f"roi_align{self.roi_output_size}{aligned}_{t}_smax{'_ctx' if self.roi_context else ''}"
+        return (f"roi_align{self.roi_output_size}{aligned}_{t}_smax{'_ctx' if self.roi_context else ''}"
+                f"{'_geo' if self.roi_geometry else ''}{'_rgb' if self.roi_appearance else ''}")
 
 
 @dataclass
@@ -219,7 +232,9 @@ def extract_features(
     if writer.spec.feature_dim != config.feature_dim(backbone.out_channels):
         raise ValueError(f"bank feature_dim {writer.spec.feature_dim} != actor row width "
                          f"{config.feature_dim(backbone.out_channels)} (backbone output {backbone.out_channels}"
-                         f"{', doubled by roi_context' if config.roi_context else ''})")
+                         f"{', doubled by roi_context' if config.roi_context else ''}"
+                         f"{', plus the box geometry' if config.roi_geometry else ''}"
+                         f"{', plus the colours' if config.roi_appearance else ''})")
     if context_writer is not None and config.context_grid is None:
         raise ValueError("writing context maps needs context_grid (banks store a fixed grid)")
     for name, w in (("bank", writer), ("context bank", context_writer)):
@@ -311,7 +326,14 @@ def extract_features(
             feats = roi_actor_features(maps, [torch.from_numpy(d.boxes) for d in dets], tuple(clip.shape[3:]),
                                        config.roi_output_size, config.roi_aligned,
                                        temporal_pool=config.roi_temporal_pool,
-                                       with_context=config.roi_context).float().cpu().numpy()
+                                       with_context=config.roi_context).float()
+            if config.roi_geometry:
+                geometry = box_geometry(torch.cat([torch.from_numpy(d.boxes).reshape(-1, 4) for d in dets]))
+                feats = torch.cat([feats.cpu(), geometry], dim=1)
+            if config.roi_appearance:
+                colours = appearance_targets(batch.clips, [torch.from_numpy(d.boxes).reshape(-1, 4) for d in dets])
+                feats = torch.cat([feats.cpu(), colours], dim=1)
+            feats = feats.cpu().numpy()
             per_clip = np.split(feats, np.cumsum([len(d) for d in dets])[:-1])
             ctx = context_maps([m.float() for m in maps], grid).cpu().numpy() if want_context else None
             summary.clips += len(dets)

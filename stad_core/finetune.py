@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from stad_core.atomic import atomic_write
 from stad_core.ava.table import AvaTable
 from stad_core.config import StageConfig
-from stad_core.models.actor_features import roi_actor_features
+from stad_core.models.actor_features import appearance_targets, context_maps, roi_actor_features
 from stad_core.models.base import VideoBackbone, frames_to_clip
 from stad_core.progress import ProgressFn
 from stad_core.train.schedule import WarmupSteps
@@ -45,7 +45,14 @@ class FinetuneConfig(StageConfig):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(1e-5, ge=0)
     warmup_steps: int = Field(20, ge=0)
+    schedule: Literal["constant", "cosine"] = Field("constant", description="after the warm-up: keep the rate, or "
+                                                      "decay it to 0 by the last step (cosine)")
     dropout: float = Field(0.5, ge=0, lt=1)
+    appearance_weight: float = Field(0.0, ge=0, description="weight of an auxiliary loss: predict the mean colours of "
+                                     "the box and of the whole keyframe from the actor row (0: off; docs/heads.md)")
+    appearance_grid: int = Field(1, ge=1, le=4, description="the box's colours on this grid (2: left/right, top/bottom)")
+    relation_dim: int = Field(0, ge=0, description="also train an ACRN head of this width on the backbone's context "
+                              "map (0: off), so the maps keep what relational classes need (docs/heads.md)")
     frozen_bn: bool = Field(False, description="keep BatchNorm statistics and affine parameters fixed")
     box_jitter: float = Field(0.05, ge=0, le=0.5, description="max box shift/scale noise, relative to box size")
     hflip: bool = True
@@ -116,9 +123,19 @@ class ActorClassifier(nn.Module):
     """Backbone -> RoI actor features (temporal avg, RoIAlign, spatial max) -> dropout -> linear.
 
     forward: clip ``[B, 3, T, H, W]`` + ``B`` box tensors ``[N_i, 4]`` -> logits ``[sum N_i, K]``.
+    Training-only extras (the backbone is what fine-tuning keeps):
+
+    * ``appearance`` > 0: a linear layer reads the same actor row and predicts that many
+      :func:`appearance_targets` columns;
+    * ``relation`` > 0: an ACRN head of that width (actor row tiled over the clip's context map,
+      ``context_grid`` cells, plus the box's location map) classifies the actors too. Its loss
+      reaches the backbone through the context map, which then has to show what the relational
+      classes need (which way a person faces, the speaker or the jumper ahead); the RoI-only
+      classifier never asks for that, and the banks' rows and maps lose it (docs/heads.md).
     """
 
-    def __init__(self, backbone: VideoBackbone, num_classes: int, roi_output_size: int = 7, dropout: float = 0.5) -> None:
+    def __init__(self, backbone: VideoBackbone, num_classes: int, roi_output_size: int = 7, dropout: float = 0.5,
+                 appearance: int = 0, relation: int = 0, context_grid: int = 8) -> None:
         super().__init__()
         self.backbone = backbone
         self.roi_output_size = roi_output_size
@@ -126,6 +143,31 @@ class ActorClassifier(nn.Module):
         self.classifier = nn.Linear(backbone.out_channels, num_classes)
         nn.init.normal_(self.classifier.weight, std=0.01)
         nn.init.zeros_(self.classifier.bias)
+        self.appearance = nn.Linear(backbone.out_channels, appearance) if appearance else None
+        self.context_grid = context_grid
+        self.relation: nn.Module | None = None
+        if relation:
+            from stad_core.heads.acrn import ACRNHead
+
+            c = backbone.out_channels
+            self.relation = ACRNHead(c, c, num_classes, relation_dim=relation, dropout=dropout)
+
+    def training_outputs(self, clip: Tensor, boxes: Sequence[Tensor]) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Action logits ``[sum N_i, K]``; with ``appearance``, predicted colours ``[sum N_i, appearance]``;
+        with ``relation``, the ACRN head's logits ``[sum N_i, K]`` (else None)."""
+        maps = self.backbone(clip).maps
+        feats = roi_actor_features(maps, boxes, tuple(clip.shape[3:]), self.roi_output_size)
+        colours = self.appearance(feats) if self.appearance is not None else None
+        relation = None
+        if self.relation is not None:
+            from stad_core.heads.inputs import HeadInputs
+
+            clip_index = torch.cat([torch.full((len(b),), i, dtype=torch.int64, device=feats.device)
+                                    for i, b in enumerate(boxes)])
+            context = context_maps(maps, self.context_grid).float()
+            relation = self.relation(HeadInputs(feats, torch.cat(list(boxes)).float(), clip_index, len(boxes),
+                                                context=context))
+        return self.classifier(self.dropout(feats)), colours, relation
 
     def actor_features(self, clip: Tensor, boxes: Sequence[Tensor]) -> Tensor:
         maps = self.backbone(clip).maps
@@ -216,7 +258,7 @@ def finetune_backbone(
     dataset = ActorClipDataset(samples, config.num_frames, config.stride, config.short_side)
     per_epoch = -(-len(dataset) // config.batch_size)
     steps = WarmupSteps(opt, config.lr, config.warmup_steps, per_epoch * config.epochs, step=step,
-                        on_progress=on_progress)
+                        on_progress=on_progress, cosine=config.schedule == "cosine")
     for epoch in range(start_epoch, config.epochs):
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=gen,
@@ -234,8 +276,15 @@ def finetune_backbone(
                     boxes[i] = jitter_boxes(boxes[i], config.box_jitter, gen)
 
             def loss_of() -> Tensor:
-                logits = model(frames_to_clip(clips).to(device), [b.to(device) for b in boxes])
-                return F.binary_cross_entropy_with_logits(logits, labels.to(device))
+                logits, colours, relation = model.training_outputs(frames_to_clip(clips).to(device),
+                                                                   [b.to(device) for b in boxes])
+                loss = F.binary_cross_entropy_with_logits(logits, labels.to(device))
+                if relation is not None:
+                    loss = loss + F.binary_cross_entropy_with_logits(relation, labels.to(device))
+                if colours is not None and config.appearance_weight > 0:
+                    target = appearance_targets(clips, boxes, config.appearance_grid).to(device)
+                    loss = loss + config.appearance_weight * F.mse_loss(colours, target)
+                return loss
 
             losses.append(steps(loss_of))
         history.append(float(np.mean(losses)) if losses else float("nan"))

@@ -29,7 +29,11 @@ Keyframes come from the annotation files (``keyframes="annotations"``: every dis
 video's rows mention, including box-less rows) or from a setting (``keyframes="range"``: every
 whole second of ``keyframe_range``, inclusive, e.g. AVA's 902..1798). Nothing about AVA's range is
 assumed. A keyframe must fall inside the video (``0 <= t - time_offset < duration``) and, when a
-range is set, inside it; excluded keyframes (AVA's excluded-timestamps files) are left out. Each
+range is set, inside it. Excluded keyframes (AVA's excluded-timestamps files) stay in the manifest
+by default (``bank_excluded``): they are not scored or trained on (evaluate and train read the
+exclusions files themselves), but detect and extract must still cover them, because a long-term
+bank window needs every second of the video -- the synthetic alarm flash, for one, is only ever on
+excluded keyframes. With ``bank_excluded: false`` they are left out like the others below. Each
 of these goes to the rejects table instead of being dropped silently. So does a video whose id
 (file stem or annotation id) breaks the video-id rule (``stad_core.ava.keys.check_video_id``: e.g.
 ``..mp4`` has the id ``.``), before anything is probed or written.
@@ -130,6 +134,8 @@ class IngestConfig(StageConfig):
     val_csv: str | None = None
     test_csv: str | None = None  # may hold box-less rows ("vid,0902") naming keyframes only
     exclusions: tuple[str, ...] = ()  # excluded-timestamps files (video_id,timestamp)
+    # keep excluded keyframes in the manifest so the banks cover them (never scored or trained on)
+    bank_excluded: bool = True
     labelmap: str | None = None  # checked to be readable; recorded in the manifest metadata
     keyframes: Literal["annotations", "range"] = "annotations"
     keyframe_range: tuple[int, int] | None = None  # inclusive whole seconds, e.g. [902, 1798]
@@ -412,7 +418,7 @@ def _ingest_video(
     stamps = np.asarray(keyframes, dtype=np.float64)
     keep = np.ones(stamps.shape, dtype=bool)
     checks: list[tuple[str, np.ndarray, Callable[[np.ndarray], str]]] = []
-    if excluded:
+    if excluded and not config.bank_excluded:
         checks.append(("excluded", np.isin(stamps, sorted(excluded)), lambda s: f"{_keyframes(len(s))} listed in an exclusions file"))
     if config.keyframe_range is not None:
         lo, hi = config.keyframe_range

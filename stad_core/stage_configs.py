@@ -131,15 +131,16 @@ def demo_config(preset: str = "demo", **synth_values: Any) -> PipelineConfig:
         synth=preset_config(preset, synth_values or None),
         ingest=IngestConfig(verify_decode=False),
         finetune=FinetuneStageConfig(
-            family="mmaction2", width=8, blocks=(1, 1, 1, 1),
+            family="mmaction2", width=8, blocks=(1, 1, 1, 1), first_videos=18 if preset == "demo" else None,
             # AdamW, every train keyframe, 10 epochs (~640 steps): the backbone's features decide the
             # table (docs/heads.md, "What limits the demo"); the tiny preset (tests) trains one epoch.
             train=FinetuneConfig(num_frames=8, stride=2, short_side=None, epochs=10 if preset == "demo" else 1,
                                  batch_size=8, optimizer="adamw", lr=2e-3, weight_decay=1e-4, dropout=0.0,
-                                 warmup_steps=20),
+                                 warmup_steps=20, schedule="cosine", relation_dim=64),
         ),
         extract=ExtractConfig(num_frames=8, stride=2, short_side=None, context_grid=8, batch_size=16,
-                              num_workers=0, dtype="float16"),
-        train=TrainConfig(optimizer="adamw", lr=1e-3, weight_decay=1e-4, warmup_epochs=0.5, epochs=4,
-                          batch_size=16, latent_dim=64, reduced_dim=64, relation_dim=64, norm_groups=16),
+                              num_workers=0, dtype="float16", roi_geometry=True, roi_appearance=True),
+        train=TrainConfig(optimizer="adamw", lr=1e-2, weight_decay=1e-4, warmup_epochs=0.5,
+                          epochs=12 if preset == "demo" else 4, batch_size=16, latent_dim=64, reduced_dim=64,
+                          relation_dim=64, norm_groups=16, input_norm=True, dropout=0.0),
     )

@@ -160,7 +160,7 @@ def _extract_config(extract: StageRef, specs: dict[str, BankSpec]) -> ExtractCon
     if stored is not None:
         return stored
     spec = specs["long_term"]
-    match = re.fullmatch(r"roi_align(\d+)(_aligned)?_(tavg|tmax)_smax(_ctx)?", spec.roi_recipe)
+    match = re.fullmatch(r"roi_align(\d+)(_aligned)?_(tavg|tmax)_smax(_ctx)?(_geo)?(_rgb)?", spec.roi_recipe)
     if match is None:
         raise StadError(f"{extract.uri}: unknown RoI recipe {spec.roi_recipe!r}; re-run extract with this stad")
     grid = specs["context"].context_grid[0] if "context" in specs and specs["context"].context_grid else None
@@ -169,6 +169,8 @@ def _extract_config(extract: StageRef, specs: dict[str, BankSpec]) -> ExtractCon
                                 context_grid=grid, dtype=spec.dtype)
     if "roi_temporal_pool" in ExtractConfig.model_fields:  # the RoI tricks, where this stad has them
         base.update(roi_temporal_pool="max" if match.group(3) == "tmax" else "mean", roi_context=bool(match.group(4)))
+    if "roi_geometry" in ExtractConfig.model_fields:
+        base.update(roi_geometry=bool(match.group(5)), roi_appearance=bool(match.group(6)))
     for short, batch, workers, amp, skip in itertools.product(
             (None, 256, 128, 160, 192, 224, 288, 320, 112, 96, 64), (8, 16, 4, 32, 1, 2, 64),
             (2, 0, 1, 4, 8), (True, False), (True, False)):

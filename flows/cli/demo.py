@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         out: Path = typer.Option(Path("demo-data"), "--out", "-o", help="Folder for the workspace (and Prefect's home)."),
-        preset: str = typer.Option("demo", "--preset", help="Synthetic dataset size: demo (12 x 60 s) or tiny (2 x 24 s)."),
+        preset: str = typer.Option("demo", "--preset", help="Synthetic dataset size: demo (48 x 60 s) or tiny (2 x 24 s)."),
         force: bool = typer.Option(False, "--force", help="Recompute every stage."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs instead of progress bars."),
         workers: int | None = _WORKERS,

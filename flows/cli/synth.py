@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     @app.command("synth")
     def synth(
         out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to create (videos/, annotations/, dataset.json)."),
-        preset: str = typer.Option("demo", "--preset", help="Named size: demo (12 x 60 s) or tiny (2 x 24 s, for tests)."),
+        preset: str = typer.Option("demo", "--preset", help="Named size: demo (48 x 60 s) or tiny (2 x 24 s, for tests)."),
         config: Path | None = typer.Option(
             None, "--config", "-c", help="YAML file of SynthConfig settings (e.g. configs/synth.yaml)."
         ),

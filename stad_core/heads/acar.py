@@ -26,6 +26,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from stad_core.heads.input_norm import InputNorm
 from stad_core.heads.inputs import HeadInputs, box_masks, masked_softmax, pad_by_clip
 
 
@@ -80,8 +81,10 @@ class ACARHead(nn.Module):
         hr2o_dropout: float = 0.2,
         dropout: float = 0.5,
         actor_location: bool = True,
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
+        self.input_norm = InputNorm(actor_dim) if input_norm else None
         self.latent_dim = latent_dim
         self.reduce_context = nn.Sequential(nn.Conv2d(context_dim, reduced_dim, kernel_size=1), nn.ReLU(inplace=True))
         # 1x1 conv over [tiled actor, context] = actor part + context part (see first_order_maps)
@@ -121,6 +124,8 @@ class ACARHead(nn.Module):
 
     def actor_context_features(self, inputs: HeadInputs) -> Tensor:
         """What an actor-context bank stores: the first-order maps averaged over space, [N, E]."""
+        if self.input_norm is not None:
+            inputs = self.input_norm(inputs)  # fixed standardisation of the rows (input_norm)
         return self.first_order_maps(inputs).mean(dim=(2, 3))
 
     def relation_features(self, first_order: Tensor, inputs: HeadInputs) -> Tensor:
@@ -135,5 +140,7 @@ class ACARHead(nn.Module):
         return self.classifier(x)  # [N, K]
 
     def forward(self, inputs: HeadInputs) -> Tensor:
+        if self.input_norm is not None:
+            inputs = self.input_norm(inputs)  # fixed standardisation of the rows (input_norm)
         first_order = self.first_order_maps(inputs)  # [N, E, h', w']
         return self.classify(inputs, self.relation_features(first_order, inputs))

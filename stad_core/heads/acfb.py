@@ -49,6 +49,7 @@ class ACFBHead(ACARHead):
         actor_location: bool = True,
         bank_layers: int = 2,
         bank_dropout: float = 0.2,
+        input_norm: bool = False,
     ) -> None:
         super().__init__(
             actor_dim,
@@ -61,6 +62,7 @@ class ACFBHead(ACARHead):
             hr2o_dropout=hr2o_dropout,
             dropout=dropout,
             actor_location=actor_location,
+            input_norm=input_norm,
         )
         self.query_proj = nn.Linear(actor_dim, latent_dim)
         self.bank_proj = nn.Linear(actor_context_dim, latent_dim)
@@ -78,6 +80,8 @@ class ACFBHead(ACARHead):
                              inputs.num_clips)  # [N, E]
 
     def forward(self, inputs: HeadInputs) -> Tensor:
+        if self.input_norm is not None:
+            inputs = self.input_norm(inputs)  # fixed standardisation of the rows (input_norm)
         first_order = self.first_order_maps(inputs)  # [N, E, h', w']
         relation = self.relation_features(first_order, inputs)  # [N, E]
         x = torch.cat([inputs.actor_features, relation, self.long_range_features(inputs)], dim=1)  # [N, D + 2E]

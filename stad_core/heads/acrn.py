@@ -13,6 +13,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from stad_core.heads.input_norm import InputNorm
 from stad_core.heads.inputs import HeadInputs, box_masks
 
 
@@ -30,8 +31,10 @@ class ACRNHead(nn.Module):
         relation_dim: int = 512,
         dropout: float = 0.5,
         actor_location: bool = True,
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
+        self.input_norm = InputNorm(actor_dim) if input_norm else None
         # 1x1 conv over [tiled actor, context, box mask] = actor part + context part + mask part
         self.actor_proj = nn.Linear(actor_dim, relation_dim, bias=False)
         self.context_proj = nn.Conv2d(context_dim, relation_dim, kernel_size=1, bias=False)
@@ -47,6 +50,8 @@ class ACRNHead(nn.Module):
         self.classifier = nn.Linear(actor_dim + relation_dim, num_classes)
 
     def forward(self, inputs: HeadInputs) -> Tensor:
+        if self.input_norm is not None:
+            inputs = self.input_norm(inputs)  # fixed standardisation of the rows (input_norm)
         if inputs.context is None:
             raise ValueError("ACRNHead needs inputs.context [B, C, h, w]")
         actor = inputs.actor_features  # [N, D]

@@ -32,7 +32,8 @@ assert set(HEADS) == set(get_args(HeadName))
 
 #: The settings that shape the ACAR part of ACAR and ACFB heads: an ACFB head that starts from a
 #: trained ACAR head's weights must take these from that head's config.
-ACAR_ARCHITECTURE: tuple[str, ...] = ("latent_dim", "reduced_dim", "depth", "norm_groups", "actor_location")
+ACAR_ARCHITECTURE: tuple[str, ...] = ("latent_dim", "reduced_dim", "depth", "norm_groups", "actor_location",
+                                      "input_norm")
 
 
 class HeadArchitecture(BaseModel):
@@ -55,6 +56,9 @@ class HeadArchitecture(BaseModel):
     depth: int = 1
     norm_groups: int = 32
     actor_location: bool = True  # ACRN/ACAR/ACFB: add a map of the actor's box to the tiled actor-context maps
+    # standardise actor (and long-term) rows with the training rows' per-column mean/std (heads/input_norm.py)
+    input_norm: bool = False
+    dropout: float | None = None  # the classifier's input dropout; None: each head's papers' value (0.5, LFB 0.3)
 
 
 def acar_architecture(arch: HeadArchitecture) -> dict[str, Any]:
@@ -72,17 +76,20 @@ def _need(arch: HeadArchitecture, field: str) -> int:
 def build_head(arch: HeadArchitecture) -> nn.Module:
     """The (freshly initialised) head ``arch.head`` with ``arch``'s dimensions."""
     name = arch.head
+    common: dict[str, Any] = {} if arch.dropout is None else {"dropout": arch.dropout}
+    if name in ("linear", "acrn", "lfb"):  # ACAR/ACFB take it with their ACAR_ARCHITECTURE settings
+        common["input_norm"] = arch.input_norm
     if name == "linear":
-        return LinearHead(arch.actor_dim, arch.num_classes, mlp_hidden=arch.mlp_hidden)
+        return LinearHead(arch.actor_dim, arch.num_classes, mlp_hidden=arch.mlp_hidden, **common)
     if name == "acrn":
         return ACRNHead(arch.actor_dim, _need(arch, "context_dim"), arch.num_classes, relation_dim=arch.relation_dim,
-                        actor_location=arch.actor_location)
+                        actor_location=arch.actor_location, **common)
     if name == "lfb":
         return LFBHead(arch.actor_dim, _need(arch, "long_term_dim"), arch.num_classes, operator=arch.fbo,
-                       latent_dim=arch.latent_dim, num_layers=arch.num_layers)
+                       latent_dim=arch.latent_dim, num_layers=arch.num_layers, **common)
     if name == "acar":
-        return ACARHead(arch.actor_dim, _need(arch, "context_dim"), arch.num_classes, **acar_architecture(arch))
+        return ACARHead(arch.actor_dim, _need(arch, "context_dim"), arch.num_classes, **acar_architecture(arch), **common)
     if name == "acfb":  # ACAR plus the bank path, so it can start from a trained ACAR head
         return ACFBHead(arch.actor_dim, _need(arch, "context_dim"), _need(arch, "actor_context_dim"), arch.num_classes,
-                        **acar_architecture(arch))
+                        **acar_architecture(arch), **common)
     raise ConfigError(f"unknown head {name!r}; expected one of {', '.join(HEADS)}")

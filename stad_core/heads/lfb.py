@@ -21,6 +21,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from stad_core.heads.input_norm import InputNorm
 from stad_core.heads.inputs import HeadInputs, masked_softmax, pad_by_clip
 
 FBOName = Literal["avg", "max", "nl"]
@@ -77,8 +78,11 @@ class LFBHead(nn.Module):
         num_layers: int = 2,
         nl_dropout: float = 0.2,
         dropout: float = 0.3,
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
+        # long-term rows share the actor rows' map only when they come from the same bank (same width)
+        self.input_norm = InputNorm(actor_dim) if input_norm else None
         self.operator = operator
         if operator == "nl":
             self.project_short = nn.Linear(actor_dim, latent_dim)
@@ -112,6 +116,8 @@ class LFBHead(nn.Module):
         return attend_window(self.blocks, s, lt, mask, inputs.clip_index, inputs.num_clips)  # [N, E]
 
     def forward(self, inputs: HeadInputs) -> Tensor:
+        if self.input_norm is not None:
+            inputs = self.input_norm(inputs)  # fixed standardisation of the rows (input_norm)
         fbo = self.feature_bank_operator(inputs)  # [N, F]
         x = self.dropout(torch.cat([inputs.actor_features, fbo], dim=1))  # [N, D + F]
         return self.classifier(x)  # [N, K]

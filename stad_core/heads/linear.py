@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from stad_core.heads.input_norm import InputNorm
 from stad_core.heads.inputs import HeadInputs
 
 
@@ -25,8 +26,10 @@ class LinearHead(nn.Module):
         *,
         mlp_hidden: int | None = None,
         dropout: float = 0.5,
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
+        self.input_norm = InputNorm(actor_dim) if input_norm else None
         self.dropout = nn.Dropout(dropout)
         if mlp_hidden is None:
             self.classifier: nn.Module = nn.Linear(actor_dim, num_classes)
@@ -39,5 +42,7 @@ class LinearHead(nn.Module):
             )
 
     def forward(self, inputs: HeadInputs) -> Tensor:
+        if self.input_norm is not None:
+            inputs = self.input_norm(inputs)  # fixed standardisation of the rows (input_norm)
         x = self.dropout(inputs.actor_features)  # [N, D]
         return self.classifier(x)  # [N, K]

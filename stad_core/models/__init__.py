@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from stad_core.models.actor_features import ActorFeatureExtractor, boxes_to_rois, context_maps, roi_actor_features
+from stad_core.models.actor_features import (
+    GEOMETRY_DIM,
+    ActorFeatureExtractor,
+    box_geometry,
+    boxes_to_rois,
+    context_maps,
+    roi_actor_features,
+)
 from stad_core.models.backbones import BACKBONES, BackboneName, CheckpointFamily, build_backbone
 from stad_core.models.base import STRIDE, BackboneOutput, Normalization, VideoBackbone, frames_to_clip
 from stad_core.models.checkpoints import (
@@ -55,4 +62,6 @@ __all__ = [
     "pyslowfast_spec",
     "read_checkpoint",
     "roi_actor_features",
+    "GEOMETRY_DIM",
+    "box_geometry",
 ]

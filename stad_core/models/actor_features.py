@@ -18,6 +18,58 @@ from torchvision.ops import roi_align
 from stad_core.models.base import STRIDE
 
 
+#: Columns of :func:`box_geometry`.
+GEOMETRY_DIM = 5
+
+
+def box_geometry(boxes: Tensor) -> Tensor:
+    """``[N, 4]`` normalised xyxy boxes -> ``[N, 5]``: x1, y1, x2, y2 and log(height / width).
+
+    RoIAlign resamples every box to the same ``S x S`` grid and the spatial max drops the layout,
+    so an actor row alone no longer says how tall, wide or where the box is; a seated person differs
+    from a standing one mostly in exactly that. These columns put it back (the aspect as a log, so
+    a linear layer sees it).
+    """
+    b = boxes.float()
+    w = (b[:, 2] - b[:, 0]).clamp_min(1e-4)
+    h = (b[:, 3] - b[:, 1]).clamp_min(1e-4)
+    return torch.cat([b, torch.log(h / w)[:, None]], dim=1)
+
+
+def appearance_dim(grid: int) -> int:
+    """Columns of :func:`appearance_targets` for a ``grid x grid`` box layout (RGB per cell + the frame's RGB)."""
+    return 3 * grid * grid + 3
+
+
+def appearance_targets(clips: Tensor, boxes: Sequence[Tensor], grid: int = 1) -> Tensor:
+    """Mean colours of the box (``grid x grid`` cells, row-major) and of the whole key frame, in [0, 1].
+
+    Used twice: as auxiliary fine-tuning targets (``FinetuneConfig.appearance_weight``) and as columns
+    appended to the bank rows (``ExtractConfig.roi_appearance``).
+
+    clips ``[B, T, H, W, 3]`` uint8 (as decoded; the key frame is the middle one), ``B`` normalised
+    box tensors ``[N_i, 4]`` -> ``[sum N_i, appearance_dim(grid)]`` (cell R, G, B ..., frame R, G, B).
+    Fine-tuning on the action labels alone keeps only what those labels need, and an actor row then
+    forgets what the person and the scene looked like: what a long-term bank is read for (who picked
+    up the key, whether the room flashed red), and with ``grid`` 2 which way the person faces (the
+    cap's bill and the eye sit on one side of the head). Predicting these colours from the row is a
+    label-free way to keep it.
+    """
+    frames = clips[:, clips.shape[1] // 2].float() / 255.0  # [B, H, W, 3]
+    h, w = frames.shape[1:3]
+    out = []
+    for frame, b in zip(frames, boxes, strict=True):
+        whole = frame.mean(dim=(0, 1))
+        for x1, y1, x2, y2 in b.tolist():
+            c0 = min(int(x1 * w), w - 1)
+            r0 = min(int(y1 * h), h - 1)
+            c1, r1 = max(int(round(x2 * w)), c0 + grid), max(int(round(y2 * h)), r0 + grid)
+            patch = frame[r0:r1, c0:c1].permute(2, 0, 1)  # [3, h_box, w_box] (may run past the edge: clipped)
+            cells = F.adaptive_avg_pool2d(patch, grid).permute(1, 2, 0).reshape(-1)  # [grid * grid * 3]
+            out.append(torch.cat([cells, whole]))
+    return torch.stack(out) if out else torch.zeros((0, appearance_dim(grid)))
+
+
 def boxes_to_rois(boxes_per_clip: Sequence[Tensor], image_size: tuple[int, int],
                   dtype: torch.dtype = torch.float32) -> Tensor:
     """Normalised ``[N_i, 4]`` xyxy boxes per clip -> ``[sum N_i, 5]`` (clip index, x1, y1, x2, y2) in pixels."""

@@ -15,7 +15,7 @@ PresetName = Literal["demo", "tiny"]
 # two short videos that still contain every class group (a key pickup and its return, one alarm).
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {},
-    "tiny": {"videos": 2, "seconds": 24, "actors_min": 3, "actors_max": 4, "alarm_fraction": 1.0},
+    "tiny": {"videos": 2, "seconds": 24, "actors_min": 3, "actors_max": 4, "alarm_fraction": 1.0, "val_every": 4},
 }
 
 
@@ -25,7 +25,7 @@ class SynthConfig(StageConfig):
     World geometry is defined on a 160x128 reference canvas and scaled to ``width`` x ``height``.
     """
 
-    videos: int = Field(12, ge=1, le=1000, description="number of videos")
+    videos: int = Field(48, ge=1, le=1000, description="number of videos")
     seconds: int = Field(60, ge=12, le=900, description="length of each video in seconds")
     seed: int = Field(0, ge=0, description="master seed; video i uses the stream (seed, i)")
     fps: int = Field(10, ge=4, le=30, description="frames per second")
@@ -35,7 +35,7 @@ class SynthConfig(StageConfig):
     actors_max: int = Field(6, ge=2, le=8, description="most actors per video")
     keys_per_video: int = Field(1, ge=0, le=3, description="key pickups per video (long-term, identity)")
     alarm_fraction: float = Field(0.5, ge=0.0, le=1.0, description="share of videos opening with an alarm")
-    val_every: int = Field(4, ge=2, le=100, description="video i is validation iff i % val_every == val_every-1")
+    val_every: int = Field(2, ge=2, le=100, description="video i is validation iff i % val_every == val_every-1")
     keyframe_margin: int = Field(2, ge=1, le=5, description="no keyframes in the first/last this many seconds")
     crf: int = Field(16, ge=0, le=51, description="x264 constant rate factor (lower = closer to the render)")
     gop: int = Field(10, ge=1, le=300, description="frames between x264 keyframes (small = cheap seeking)")

@@ -41,7 +41,7 @@ from stad_core.synth.rules import KeyframeLabels, label_keyframe
 from stad_core.synth.world import World
 from stad_core.video import encode_video
 
-GENERATOR_VERSION = "2"  # bump whenever the same config would render different data
+GENERATOR_VERSION = "3"  # bump whenever the same config would render different data
 RECOMMENDED_CLIP = {"frames": 16, "stride": 1, "seconds": 1.6, "alternative": "8x2 (1.6 s)"}
 OUTPUTS = ("videos", "annotations", "dataset.json")
 

@@ -167,10 +167,10 @@ def actor_shapes(s: ActorState, identity: Identity, t: float, sx: float, sy: flo
     if s.reach:
         lean = 3.0 * f
         arms = [((f * 5.0, -17.0), (f * 8.0, -6.0)), arms[1]]
-    if s.wave:
-        swing = 3.5 * math.sin(a * 2.5)
+    if s.wave:  # the hand well above the cap (the rule's "above the head"), swinging sideways
+        swing = 4.0 * math.sin(a * 2.5)
         sh_y = neck[1] + 2.0
-        arms = [((f * 4.0, sh_y - 6.0), (f * 4.0 + swing, sh_y - 13.0)), arms[1]]
+        arms = [((f * 4.5, sh_y - 8.0), (f * 4.5 + swing, sh_y - 19.0)), arms[1]]
 
     def P(p: tuple[float, float], dx: float = 0.0) -> tuple[float, float]:
         return ox + (p[0] + dx) * k, oy + (p[1] - lift) * k

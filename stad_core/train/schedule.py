@@ -5,8 +5,8 @@ Head training (:class:`LRSchedule`): lr(step) = base_lr * factor(step): a linear
 ``total_steps``, or a step decay by ``gamma`` at each milestone epoch, or constant.
 
 Backbone fine-tuning and detector training (:class:`WarmupSteps`): the whole optimisation step of
-their loops -- lr = base_lr * :func:`warmup_factor` (a linear warm-up to a constant rate), then
-loss, zero-grad, backward, step, count, report.
+their loops -- lr = base_lr * :func:`warmup_factor` (a linear warm-up to a constant rate, or with
+``cosine`` then a cosine decay to 0), then loss, zero-grad, backward, step, count, report.
 """
 
 from __future__ import annotations
@@ -90,9 +90,13 @@ class WarmupSteps:
     total: int
     step: int = 0
     on_progress: ProgressFn | None = None
+    cosine: bool = False  # after the warm-up, decay to 0 at ``total`` (half a cosine) instead of staying
 
     def __call__(self, loss_of: Callable[[], torch.Tensor]) -> float:
         warm = warmup_factor(self.step, self.warmup_steps)
+        if self.cosine and self.step >= self.warmup_steps:
+            progress = min((self.step - self.warmup_steps) / max(self.total - self.warmup_steps, 1), 1.0)
+            warm *= 0.5 * (1.0 + math.cos(math.pi * progress))
         for group in self.optimizer.param_groups:
             group["lr"] = self.base_lr * warm
         loss = loss_of()

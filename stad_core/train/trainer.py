@@ -132,6 +132,10 @@ class Trainer:
         np.random.seed(config.seed % 2**32)
         random.seed(config.seed)
         self.head = build_head(config).to(self.device)
+        if getattr(self.head, "input_norm", None) is not None:  # fixed statistics of the training rows
+            rows = [np.asarray(banks.actors.rows_at(s.video_id, s.timestamp).take(s.rows).features, np.float32)
+                    for s in self.samples]
+            self.head.input_norm.set_statistics(np.concatenate(rows))
         self.optimizer = optimizer_from_config(config, self.head)
         self.schedule = LRSchedule.from_config(config, self.steps_per_epoch)
         self.loss = loss_from_config(config, classes)

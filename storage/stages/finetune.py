@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stad_core.ava import read_ava_csv, read_labelmap
+from stad_core.ava import read_ava_csv, read_exclusions, read_labelmap
 from stad_core.detection import (
     DetectorTrainConfig,
     build_detector,
@@ -23,6 +23,7 @@ from stad_core.detection import (
     save_detector,
 )
 from stad_core.finetune import ActorClassifier, actor_samples, finetune_backbone
+from stad_core.models.actor_features import appearance_dim
 from stad_core.models import load_backbone_checkpoint
 from stad_core.progress import ProgressFn
 from stad_core.stage_configs import FinetuneStageConfig
@@ -63,6 +64,9 @@ def finish(plan: StagePlan, device: str) -> Finished:
     counts: dict[str, int] = {"clips": 0, "epochs": 0}
     if config.train is not None:
         table = read_ava_csv(files.groundtruth("train"), kind="groundtruth")
+        excluded = set().union(*(read_exclusions(p) for p in files.exclusions)) if files.exclusions else set()
+        if excluded:  # ingest keeps excluded keyframes for the banks; they carry no training labels
+            table = table.select(~table.in_keyframes(excluded))
         train_videos = videos_of(ingest, ["train"])
         if config.first_videos is not None:  # a fixed backbone budget however many videos the heads get
             first = {v.video_id for v in videos_of(ingest)[: config.first_videos]}
@@ -72,7 +76,8 @@ def finish(plan: StagePlan, device: str) -> Finished:
             pick = np.linspace(0, len(samples) - 1, config.max_clips).round().astype(int)
             samples = [samples[i] for i in pick]
         model = ActorClassifier(backbone, num_classes=len(labelmap.ids), roi_output_size=config.train.roi_output_size,
-                                dropout=config.train.dropout)
+                                dropout=config.train.dropout, appearance=appearance_dim(config.train.appearance_grid) if config.train.appearance_weight > 0 else 0,
+                                relation=config.train.relation_dim)
         result = finetune_backbone(model, samples, config.train, device=device, checkpoint=out / CHECKPOINT,
                                    on_progress=stage_progress(NAME))
         backbone = model.backbone.cpu()

@@ -50,6 +50,12 @@ class Dataset:
             raise StadError(f"the dataset has no {split!r} ground truth (splits: {', '.join(self.splits)})")
         return read_ava_csv(self.splits[split], kind="groundtruth")
 
+    def trainable(self, split: str) -> AvaTable:
+        """``split``'s ground truth without its excluded keyframes: their bank rows serve long-term
+        windows only (ingest keeps them for that), never as training examples."""
+        table = self.groundtruth(split)
+        return table.select(~table.in_keyframes(self.exclusions)) if self.exclusions else table
+
 
 def load_dataset(ingest: StageRef, needed_by: str) -> Dataset:
     files = dataset_of(ingest)
@@ -95,7 +101,7 @@ def fit_head(config: TrainConfig, banks: BankSet, data: Dataset, stage_uri: str,
     validation = None
     if "val" in data.splits:
         validation = Validation(banks, data.groundtruth("val"), data.labelmap, exclusions=data.exclusions)
-    trainer = Trainer(config, banks, data.groundtruth("train"), data.classes, validation=validation,
+    trainer = Trainer(config, banks, data.trainable("train"), data.classes, validation=validation,
                       checkpoint_path=ckpt, device=device)
     if ckpt.is_file():
         trainer.load(ckpt)  # exact resume after a crash (the checkpoint's config hash is checked)

@@ -263,3 +263,41 @@ def test_roi_context_rows_are_the_plain_rows_then_the_clip_context(backbone, syn
     np.testing.assert_array_equal(ctx_rows.features[same_time, c:], ctx_rows.features[same_time, c:][:1].repeat(same_time.sum(), 0))
     with pytest.raises(ValueError, match="doubled by roi_context"):
         extract_features(jobs, backbone, DictBank(_spec(c)), ctx_cfg)
+
+
+def test_roi_geometry_rows_end_with_the_box_geometry(backbone, synthetic_videos) -> None:
+    """roi_geometry appends x1, y1, x2, y2, log(h/w) of each row's own box after the plain RoI part."""
+    jobs = _jobs(synthetic_videos)
+    geo_cfg = CFG.model_copy(update={"roi_geometry": True})
+    c = backbone.out_channels
+    assert geo_cfg.feature_dim(c) == c + 5 and geo_cfg.roi_recipe().endswith("_geo")
+    plain, geo = DictBank(_spec(c)), DictBank(_spec(geo_cfg.feature_dim(c)))
+    extract_features(jobs, backbone, plain, CFG)
+    extract_features(jobs, backbone, geo, geo_cfg)
+    rows, geo_rows = plain.read_video("v0"), geo.read_video("v0")
+    np.testing.assert_allclose(geo_rows.features[:, :c], rows.features, rtol=1e-5, atol=1e-6)
+    b = geo_rows.boxes.astype(np.float64)
+    expected = np.c_[b, np.log((b[:, 3] - b[:, 1]) / (b[:, 2] - b[:, 0]))]
+    np.testing.assert_allclose(geo_rows.features[:, c:], expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="plus the box geometry"):
+        extract_features(jobs, backbone, DictBank(_spec(c)), geo_cfg)
+
+
+def test_roi_appearance_rows_end_with_box_and_frame_colours(backbone, synthetic_videos) -> None:
+    """roi_appearance appends the key frame's mean colour inside each box and over the whole frame."""
+    from stad_core.models.actor_features import appearance_targets
+    from stad_core.video import decode_clip
+
+    jobs = _jobs(synthetic_videos)
+    cfg = CFG.model_copy(update={"roi_appearance": True, "roi_geometry": True})
+    c = backbone.out_channels
+    assert cfg.feature_dim(c) == c + 5 + 6 and cfg.roi_recipe().endswith("_geo_rgb")
+    bank = DictBank(_spec(cfg.feature_dim(c)))
+    extract_features(jobs, backbone, bank, cfg)
+    rows = bank.read_video("v0")
+    t = float(rows.timestamps[0])
+    at_t = rows.timestamps == t
+    clip = decode_clip(jobs[0].path, t, cfg.num_frames, cfg.stride, short_side=cfg.short_side)
+    expected = appearance_targets(clip[None], [torch.from_numpy(rows.boxes[at_t])])
+    np.testing.assert_allclose(rows.features[at_t, c + 5:], expected.numpy(), rtol=1e-5, atol=1e-5)
+    assert 0.0 <= rows.features[:, c + 5:].min() and rows.features[:, c + 5:].max() <= 1.0

@@ -132,3 +132,50 @@ def test_warmup_steps_schedule_and_count() -> None:
     assert steps.step == 4 and [p for _, p in seen] == [(2, 6), (3, 6), (4, 6)]
     assert [lr for lr, _ in seen] == [0.3 * (2 / 3), 0.3 * 1.0, 0.3 * 1.0]  # resumed at step 1
     assert values[0] == 2.0 and values[1] < values[0]
+
+
+def test_warmup_steps_cosine_decays_to_zero_by_the_last_step() -> None:
+    """schedule: cosine -- the warm-up as before, then half a cosine from the base rate to 0 at ``total``."""
+    import math
+
+    from stad_core.train.schedule import WarmupSteps
+
+    param = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.SGD([param], lr=1.0)
+    lrs: list[float] = []
+    steps = WarmupSteps(opt, 1.0, 2, total=6, cosine=True, on_progress=lambda d, t: lrs.append(opt.param_groups[0]["lr"]))
+    for _ in range(6):
+        steps(lambda: (param ** 2).sum())
+    expected = [0.5, 1.0] + [0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(4)]
+    assert lrs == pytest.approx(expected) and lrs[2] == 1.0 and lrs[-1] < lrs[-2] < lrs[2]
+
+
+def test_appearance_targets_are_box_and_frame_mean_colours_of_the_key_frame() -> None:
+    from stad_core.models.actor_features import appearance_dim, appearance_targets
+
+    clips = torch.zeros(2, 3, 10, 20, 3, dtype=torch.uint8)
+    clips[0, 1, :, :10] = torch.tensor([255, 0, 0], dtype=torch.uint8)  # key frame (index 1): left half red
+    clips[0, 0] = 255  # other frames do not count
+    clips[1, 1, 5:, :, 2] = 255  # bottom half blue
+    boxes = [torch.tensor([[0.0, 0.0, 0.5, 1.0], [0.5, 0.0, 1.0, 1.0]]), torch.tensor([[0.0, 0.5, 1.0, 1.0]])]
+    out = appearance_targets(clips, boxes)
+    assert out.shape == (3, appearance_dim(1)) == (3, 6)
+    torch.testing.assert_close(out[0], torch.tensor([1.0, 0, 0, 0.5, 0, 0]))
+    torch.testing.assert_close(out[1], torch.tensor([0.0, 0, 0, 0.5, 0, 0]))
+    torch.testing.assert_close(out[2], torch.tensor([0.0, 0, 1, 0, 0, 0.5]))
+    # a 2x2 layout: the whole-frame box of clip 0 is red on its left cells only
+    grid = appearance_targets(clips[:1], [torch.tensor([[0.0, 0.0, 1.0, 1.0]])], grid=2)
+    assert grid.shape == (1, appearance_dim(2)) == (1, 15)
+    torch.testing.assert_close(grid[0, :12], torch.tensor([1.0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]))
+
+
+def test_finetuning_with_the_appearance_and_relation_losses_trains_their_layers(samples: list[ActorSample]) -> None:
+    cfg = CFG.model_copy(update={"appearance_weight": 5.0, "epochs": 1})
+    torch.manual_seed(0)
+    model = ActorClassifier(build_backbone("slowfast_r50", **TINY), num_classes=2, dropout=0.2, appearance=6,
+                            relation=8)
+    before = model.appearance.weight.detach().clone(), model.relation.classifier.weight.detach().clone()
+    finetune_backbone(model, samples, cfg)
+    assert not torch.equal(model.appearance.weight, before[0])
+    assert not torch.equal(model.relation.classifier.weight, before[1])
+    assert predict_actors(model, samples, cfg)[0].shape[1] == 2  # prediction reads the action path only

@@ -71,7 +71,8 @@ def test_build_head_takes_a_train_config_as_is() -> None:
     b = ACFBHead(8, 4, 5, 3, reduced_dim=4, latent_dim=8, norm_groups=2, depth=2, actor_location=False)
     assert a.state_dict().keys() == b.state_dict().keys()
     assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
-    assert acar_architecture(config) == dict(latent_dim=8, reduced_dim=4, depth=2, norm_groups=2, actor_location=False)
+    assert acar_architecture(config) == dict(latent_dim=8, reduced_dim=4, depth=2, norm_groups=2, actor_location=False,
+                                             input_norm=False)
     assert set(ACAR_ARCHITECTURE) <= set(HeadArchitecture.model_fields)
 
 

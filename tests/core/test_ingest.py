@@ -69,9 +69,19 @@ def rejects_by(table) -> dict[tuple[str, str], dict]:
     return {(r["video_id"], r["kind"]): r for r in table.to_pylist()}
 
 
+def test_excluded_keyframes_stay_for_the_banks_by_default(dataset: Path, tmp_path: Path) -> None:
+    # An excluded keyframe is never scored, but its bank rows are part of every long-term window
+    # around it, so by default the manifest keeps it (train and evaluate read the exclusions).
+    result = build_manifest(config_for(dataset, tmp_path))
+    rows = {r["video_id"]: r for r in read_manifest(result.manifest_path).to_pylist()}
+    assert rows["vidB"]["keyframes"] == [1.0, 2.0] and rows["vidB"]["num_keyframes"] == 2
+    assert ("vidB", "excluded") not in rejects_by(read_rejects(result.rejects_path))
+
+
 def test_manifest_from_annotations(dataset: Path, tmp_path: Path) -> None:
     progress: list[tuple[int, int]] = []
-    result = build_manifest(config_for(dataset, tmp_path), on_progress=lambda d, t: progress.append((d, t)))
+    result = build_manifest(config_for(dataset, tmp_path, bank_excluded=False),
+                            on_progress=lambda d, t: progress.append((d, t)))
 
     manifest = read_manifest(result.manifest_path)
     assert manifest.schema.names == MANIFEST_SCHEMA.names
@@ -121,9 +131,10 @@ def test_content_hash_is_stable_and_tracks_content(dataset: Path, tmp_path: Path
     assert first.content_hash == second.content_hash
     assert first.config_hash != second.config_hash  # out_dir differs
     assert pq.read_table(first.manifest_path).equals(pq.read_table(second.manifest_path))
-    third = build_manifest(config_for(dataset, tmp_path / "c", exclusions=()))
-    assert third.content_hash != first.content_hash  # vidB keeps keyframe 2 now
-    assert read_manifest(third.manifest_path).column("num_keyframes").to_pylist() == [3, 2]
+    third = build_manifest(config_for(dataset, tmp_path / "c", bank_excluded=False))
+    assert third.content_hash != first.content_hash  # vidB loses its excluded keyframe 2
+    assert read_manifest(first.manifest_path).column("num_keyframes").to_pylist() == [3, 2]
+    assert read_manifest(third.manifest_path).column("num_keyframes").to_pylist() == [3, 1]
 
 
 def test_range_mode_with_time_offset(dataset: Path, tmp_path: Path) -> None:
@@ -224,6 +235,7 @@ def test_real_ava_annotations_and_videos(shared_data: Path, tmp_path: Path) -> N
         labelmap=str(shared_data / "activitynet" / "ava_action_list_v2.1_for_activitynet_2018.pbtxt.txt"),
         keyframe_range=(902, 1798),
         time_offset=895,
+        bank_excluded=False,
         out_dir=str(tmp_path / "out"),
     )
     result = build_manifest(cfg)

@@ -52,11 +52,16 @@ def test_config_file_equals_the_demo_defaults_and_validates() -> None:
 
 
 def test_split_and_alarm_rules() -> None:
-    cfg = SynthConfig(videos=12)
+    cfg = SynthConfig(videos=12, val_every=4)
     assert [i for i in range(12) if cfg.is_val(i)] == [3, 7, 11]
     assert [SynthConfig(videos=2).is_val(i) for i in range(2)] == [False, True]
     alarms = [cfg.has_alarm(i) for i in range(12)]
     assert sum(alarms) == 6 and any(alarms[i] for i in (3, 7, 11)) and not all(alarms[i] for i in (3, 7, 11))
+    # the demo default: every other video is val, and each split gets half of its videos with an alarm
+    demo = SynthConfig()
+    val = [i for i in range(demo.videos) if demo.is_val(i)]
+    assert demo.videos == 48 and val == list(range(1, 48, 2))
+    assert sum(demo.has_alarm(i) for i in val) == sum(demo.has_alarm(i) for i in range(48) if i not in val) == 12
     assert not any(SynthConfig(alarm_fraction=0.0).has_alarm(i) for i in range(12))
     assert all(SynthConfig(alarm_fraction=1.0).has_alarm(i) for i in range(12))
 

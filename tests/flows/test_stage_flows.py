@@ -4,6 +4,7 @@ recompute only what a changed config invalidates."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -88,7 +89,17 @@ def test_pipeline_end_to_end(pipeline_run: tuple[str, dict[str, StageRef]], pref
     banks = bank_uris(refs["extract"])
     lt = bank_arrays(banks["long_term"])
     assert sorted(lt) == ["synth_0000", "synth_0001", "synth_0002"] and refs["extract"].counts["ran"] == 3
-    assert all(v["features"].shape[1] == 288 and len(v["features"]) > 0 for v in lt.values())
+    assert all(v["features"].shape[1] == 288 + 5 + 6 and len(v["features"]) > 0 for v in lt.values())  # + geometry, colours
+    # Excluded keyframes (each tiny video opens with the alarm flash) have bank rows, since long-term
+    # windows need them, but are never trained on.
+    from stad_core.ava import read_exclusions
+
+    excluded = {(k.video_id, int(k.timestamp)) for k in read_exclusions(Path(refs["synth"].uri) / "annotations" / "exclusions.csv")}
+    banked = {(v, int(t)) for v, a in lt.items() for t in np.unique(a["timestamps"])}
+    assert excluded and excluded <= banked
+    train_banked = {k for k in banked if k[0] != "synth_0002"}  # synth_0002 is the val video
+    metrics = json.loads((Path(refs["train:linear"].uri) / "metrics.json").read_text())
+    assert metrics["train_keyframes"] == len(train_banked - excluded) < len(train_banked)
     assert refs["extract"].counts["rows"] == sum(len(v["features"]) for v in lt.values())
     # Ground-truth boxes carry the synthetic actors' ids (0-based per video) from detect into the bank.
     assert all((v["person_ids"] >= 0).all() for v in lt.values())

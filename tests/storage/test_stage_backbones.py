@@ -44,7 +44,7 @@ def test_new_backbone_banks_train_every_head(detected, backbone: str, size: dict
     extract = run_stage("extract", base.extract, ws, upstream={"ingest": ingest, "detect": detect, "finetune": finetune})
     assert extract.counts["rows"] > 0
     bank = open_reader(str(Path(extract.uri) / "long_term.zarr"))
-    assert bank.spec.feature_dim == channels and bank.spec.backbone.startswith(backbone)
+    assert bank.spec.feature_dim == base.extract.feature_dim(channels) and bank.spec.backbone.startswith(backbone)
     for head in HEADS:
         cfg = base.train.model_copy(update={"epochs": 1, "batch_size": 8, **variant_fields(head)})
         trained = run_stage("train", cfg, ws, upstream={"ingest": ingest, "extract": extract})
