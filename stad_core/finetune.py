@@ -24,6 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from stad_core.atomic import atomic_write
 from stad_core.ava.table import AvaTable
 from stad_core.config import StageConfig
+from stad_core.heads.acrn import ACRNHead
+from stad_core.heads.inputs import HeadInputs
 from stad_core.models.actor_features import appearance_targets, context_maps, roi_actor_features
 from stad_core.models.base import VideoBackbone, frames_to_clip
 from stad_core.progress import ProgressFn
@@ -147,8 +149,6 @@ class ActorClassifier(nn.Module):
         self.context_grid = context_grid
         self.relation: nn.Module | None = None
         if relation:
-            from stad_core.heads.acrn import ACRNHead
-
             c = backbone.out_channels
             self.relation = ACRNHead(c, c, num_classes, relation_dim=relation, dropout=dropout)
 
@@ -160,8 +160,6 @@ class ActorClassifier(nn.Module):
         colours = self.appearance(feats) if self.appearance is not None else None
         relation = None
         if self.relation is not None:
-            from stad_core.heads.inputs import HeadInputs
-
             clip_index = torch.cat([torch.full((len(b),), i, dtype=torch.int64, device=feats.device)
                                     for i, b in enumerate(boxes)])
             context = context_maps(maps, self.context_grid).float()
