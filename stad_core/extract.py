@@ -323,17 +323,15 @@ def extract_features(
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 maps = backbone(clip).maps
             dets = [boxes_of[j][t] for j, t in zip(batch.jobs, batch.times, strict=True)]
-            feats = roi_actor_features(maps, [torch.from_numpy(d.boxes) for d in dets], tuple(clip.shape[3:]),
-                                       config.roi_output_size, config.roi_aligned,
-                                       temporal_pool=config.roi_temporal_pool,
-                                       with_context=config.roi_context).float()
+            boxes = [torch.from_numpy(d.boxes).reshape(-1, 4) for d in dets]
+            parts = [roi_actor_features(maps, boxes, tuple(clip.shape[3:]), config.roi_output_size,
+                                        config.roi_aligned, temporal_pool=config.roi_temporal_pool,
+                                        with_context=config.roi_context).float().cpu()]
             if config.roi_geometry:
-                geometry = box_geometry(torch.cat([torch.from_numpy(d.boxes).reshape(-1, 4) for d in dets]))
-                feats = torch.cat([feats.cpu(), geometry], dim=1)
+                parts.append(box_geometry(torch.cat(boxes)))
             if config.roi_appearance:
-                colours = appearance_targets(batch.clips, [torch.from_numpy(d.boxes).reshape(-1, 4) for d in dets])
-                feats = torch.cat([feats.cpu(), colours], dim=1)
-            feats = feats.cpu().numpy()
+                parts.append(appearance_targets(batch.clips, boxes))
+            feats = torch.cat(parts, dim=1).numpy()
             per_clip = np.split(feats, np.cumsum([len(d) for d in dets])[:-1])
             ctx = context_maps([m.float() for m in maps], grid).cpu().numpy() if want_context else None
             summary.clips += len(dets)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stad_core.ava import read_ava_csv, read_exclusions, read_labelmap
+from stad_core.ava import read_ava_csv
 from stad_core.detection import (
     DetectorTrainConfig,
     build_detector,
@@ -31,6 +31,7 @@ from storage.exports import build_configured_backbone, save_backbone
 from storage.stages.base import Finished, Stage, StagePlan
 from storage.stages.ingest import dataset_of, videos_of
 from storage.stages.progress import stage_progress
+from storage.stages.train import load_dataset
 from storage.uri import local_path
 from storage.workspace import StageRef, Workspace, fingerprint_paths
 
@@ -55,18 +56,15 @@ def finish(plan: StagePlan, device: str) -> Finished:
     assert isinstance(config, FinetuneStageConfig)
     ingest = plan.upstream["ingest"]
     out = local_path(plan.ref.uri)
-    files = dataset_of(ingest)
-    labelmap = read_labelmap(files.require_labelmap(NAME))
+    data = load_dataset(ingest, NAME)
+    labelmap = data.labelmap
     torch.manual_seed(config.init_seed)
     backbone = build_configured_backbone(config.backbone, config.knobs())
     if config.weights and config.backbone.startswith(("slowfast", "slowonly")):
         load_backbone_checkpoint(backbone, config.weights)
     counts: dict[str, int] = {"clips": 0, "epochs": 0}
     if config.train is not None:
-        table = read_ava_csv(files.groundtruth("train"), kind="groundtruth")
-        excluded = set().union(*(read_exclusions(p) for p in files.exclusions)) if files.exclusions else set()
-        if excluded:  # ingest keeps excluded keyframes for the banks; they carry no training labels
-            table = table.select(~table.in_keyframes(excluded))
+        table = data.trainable("train")  # excluded keyframes are in the banks, never trained on
         train_videos = videos_of(ingest, ["train"])
         if config.first_videos is not None:  # a fixed backbone budget however many videos the heads get
             first = {v.video_id for v in videos_of(ingest)[: config.first_videos]}
@@ -75,9 +73,9 @@ def finish(plan: StagePlan, device: str) -> Finished:
         if config.max_clips is not None and len(samples) > config.max_clips:
             pick = np.linspace(0, len(samples) - 1, config.max_clips).round().astype(int)
             samples = [samples[i] for i in pick]
+        colours = appearance_dim(config.train.appearance_grid) if config.train.appearance_weight > 0 else 0
         model = ActorClassifier(backbone, num_classes=len(labelmap.ids), roi_output_size=config.train.roi_output_size,
-                                dropout=config.train.dropout, appearance=appearance_dim(config.train.appearance_grid) if config.train.appearance_weight > 0 else 0,
-                                relation=config.train.relation_dim)
+                                dropout=config.train.dropout, appearance=colours, relation=config.train.relation_dim)
         result = finetune_backbone(model, samples, config.train, device=device, checkpoint=out / CHECKPOINT,
                                    on_progress=stage_progress(NAME))
         backbone = model.backbone.cpu()
